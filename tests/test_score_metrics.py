@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from anomclr_ray.metrics import auc, eps_b_at, roc, signal_metrics
+from anomclr_ray.score import AutoEncoder, ScoreConfig, fit_autoencoder
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auc_matches_scikit_learn_including_ties(seed):
+    rng = np.random.default_rng(seed)
+    bkg = np.round(rng.normal(0, 1, 3000), 1)  # rounded: many ties
+    sig = np.round(rng.normal(0.7, 1.2, 500), 1)
+    y = np.r_[np.zeros(len(bkg)), np.ones(len(sig))]
+    assert auc(roc(bkg, sig)) == pytest.approx(roc_auc_score(y, np.r_[bkg, sig]), abs=1e-12)
+
+
+def test_fixed_efficiency_metrics_on_a_known_case():
+    bkg = np.arange(1000.0)  # scores 0..999
+    sig = np.arange(1000.0) + 10_000  # all above the background
+    m = signal_metrics(bkg, sig, eps_s=0.3)
+    assert m["auc"] == 1.0 and m["eb_at_es"] == 0.0 and np.isnan(m["es_at_eb_1e-5"])
+    # half the signal above the whole background: eps_B(eps_S = 0.75) = 0.5
+    sig2 = np.r_[np.arange(500.0) + 10_000, np.arange(500.0) * 2]
+    assert eps_b_at(roc(bkg, sig2), 0.75) == pytest.approx(0.5, abs=0.01)
+    m2 = signal_metrics(bkg, sig2, eps_s=0.75)
+    assert m2["si"] == pytest.approx(0.75 / np.sqrt(m2["eb_at_es"]))
+
+
+def test_bad_scores_are_rejected():
+    with pytest.raises(ValueError, match="NaN or inf"):
+        roc(np.array([0.0, np.nan]), np.array([1.0]))
+
+
+def test_autoencoder_learns_background_and_scores_outliers_higher():
+    g = torch.Generator().manual_seed(0)
+    basis = torch.randn(3, 12, generator=g)
+    bkg = torch.randn(4000, 3, generator=g) @ basis + 0.01 * torch.randn(4000, 12, generator=g)
+    out = torch.randn(500, 12, generator=g)
+    ae, hist = fit_autoencoder(bkg, ScoreConfig(bottleneck=3, hidden=(32, 16), epochs=30, batch_size=256), g)
+    assert hist[-1] < hist[0]
+    test_bkg = torch.randn(1000, 3, generator=g) @ basis
+    assert auc(roc(ae.score(test_bkg).numpy(), ae.score(out).numpy())) > 0.95
+
+
+def test_bottleneck_must_be_smaller_than_input():
+    with pytest.raises(ValueError, match=r"bottleneck \(8\) must be smaller than the input dimension \(8\)"):
+        AutoEncoder(8, ScoreConfig(bottleneck=8))
+    with pytest.raises(ValueError, match="batch_size .* larger than the"):
+        fit_autoencoder(torch.randn(100, 10), ScoreConfig(batch_size=512), torch.Generator().manual_seed(0))
