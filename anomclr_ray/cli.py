@@ -9,8 +9,6 @@ from pathlib import Path
 
 from .events import layout as L
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "default"
-
 
 def _generate(args: argparse.Namespace) -> int:
     from .events.generation.runner import GenerationConfig, generate
@@ -52,6 +50,69 @@ def _validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from .events.dataset import DataConfig, check_data, load_dataset
+    from .events.preprocess import Preprocessor
+    from .model import ModelConfig
+    from .pretrain import TrainConfig, choose_device, pretrain, save_checkpoint
+
+    data_cfg = DataConfig(data_dir=str(args.data_dir), n_train=args.n_train, n_test=1, n_test_signal=1)
+    model_cfg = ModelConfig(model_dim=args.model_dim, heads=args.heads, layers=args.layers,
+                            feedforward_dim=args.model_dim, output_dim=args.model_dim)
+    cfg = TrainConfig(loss=args.loss, temperature=args.temperature, mix=args.mix, learning_rate=args.learning_rate,
+                      batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+    device = choose_device(args.device)
+    check_data(data_cfg)
+    if cfg.batch_size > data_cfg.n_train:
+        raise ValueError(f"batch size {cfg.batch_size} is larger than the {data_cfg.n_train} training events")
+    train = load_dataset(data_cfg).train
+    pre = Preprocessor.fit(train)
+    model, history = pretrain(train, pre, model_cfg, cfg, device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(args.out / "checkpoint.pt", model, pre, cfg, history)
+    print(f"wrote {args.out / 'checkpoint.pt'}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluate import evaluate, raw_inputs
+    from .events.dataset import DataConfig, load_dataset
+    from .events.preprocess import Preprocessor
+    from .pretrain import choose_device, load_checkpoint, represent
+    from .report import metrics_table, plot_curves
+    from .score import ScoreConfig
+
+    device = choose_device(args.device)
+    data = load_dataset(DataConfig(data_dir=str(args.data_dir), n_train=args.n_train, n_test=args.n_test,
+                                   n_test_signal=args.n_test_signal))
+    score_cfg = ScoreConfig(bottleneck=args.bottleneck, epochs=args.ae_epochs, batch_size=args.ae_batch_size)
+    seeds = tuple(range(args.ae_seeds))
+    models = [load_checkpoint(p, device) for p in args.checkpoint]
+    summaries, curves = {}, {}
+
+    def run(name, embed):
+        ev = evaluate(embed(data.train), embed(data.test_background),
+                      {s: embed(x) for s, x in data.test_signals.items()}, score_cfg, seeds, args.eps_s)
+        summaries[name], curves[name] = ev.summary(), ev.curves
+        print(f"{name}: " + ", ".join(f"{s} AUC {m['auc']:.3f}" for s, m in summaries[name].items()))
+
+    if not args.no_ae_raw:
+        pre = models[0][1] if models else Preprocessor.fit(data.train)
+        run("ae_raw", lambda x: raw_inputs(pre, x))
+    for i, (model, pre_m, cfg) in enumerate(models):
+        name = cfg.loss if cfg.loss not in summaries else f"{cfg.loss}_{i}"
+        run(name, lambda x, m=model, p=pre_m: represent(m, p, x, device))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(summaries, indent=2))
+    (args.out / "table.md").write_text(metrics_table(summaries, "auc") + "\n\n" + metrics_table(summaries, "si") + "\n")
+    plot_curves(curves, args.out)
+    print(metrics_table(summaries, "auc"))
+    print(f"wrote metrics.json, table.md, roc.png, si.png to {args.out}")
+    return 0
+
+
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -82,6 +143,41 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_generate)
 
+    from .events.dataset import DEFAULT_DATA_DIR
+
+    p = sub.add_parser("pretrain", help="contrastive pretraining of the encoder on background events")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    p.add_argument("--out", type=Path, required=True, help="run directory for checkpoint.pt")
+    p.add_argument("--n-train", type=int, default=50_000)
+    p.add_argument("--loss", default="anomclr_plus", help="clr, anomclr or anomclr_plus")
+    p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--mix", default="all", help="anomaly augmentations: ao, cs, shift, all or '+'-joined")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--model-dim", type=int, default=136, help="model = feed-forward = output dimension")
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.set_defaults(func=_pretrain)
+
+    s = sub.add_parser("score", help="autoencoder scores and per-signal metrics for checkpoints and AE-Raw")
+    s.add_argument("--checkpoint", type=Path, nargs="*", default=[])
+    s.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--n-train", type=int, default=50_000, help="background events for the AE")
+    s.add_argument("--n-test", type=int, default=20_000)
+    s.add_argument("--n-test-signal", type=int, default=10_000)
+    s.add_argument("--bottleneck", type=int, default=5)
+    s.add_argument("--ae-epochs", type=int, default=50)
+    s.add_argument("--ae-batch-size", type=int, default=512)
+    s.add_argument("--ae-seeds", type=int, default=3)
+    s.add_argument("--eps-s", type=float, default=0.3, help="signal efficiency for SI and eps_B")
+    s.add_argument("--no-ae-raw", action="store_true")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_score)
+
     v = sub.add_parser("validate", help="check ADC2021 HDF5 files (keys, shapes, class ids, padding, cuts)")
     v.add_argument("files", nargs="*", type=Path)
     v.add_argument("--data-dir", type=Path, default=None, help="validate the five files of a data directory")
@@ -94,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, PermissionError) as err:
+    except (ValueError, FileNotFoundError, PermissionError, FloatingPointError) as err:
         print(f"anomclr {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+import torch
+
+from anomclr_ray.cli import main
+from anomclr_ray.events.preprocess import Preprocessor
+from anomclr_ray.model import ModelConfig
+from anomclr_ray.pretrain import TrainConfig, load_checkpoint, pretrain, represent, save_checkpoint
+
+SMALL = ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=16)
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"loss": "simclr"}, "unknown loss 'simclr'"),
+    ({"mix": "bogus"}, "unknown augmentation mix 'bogus'"),
+    ({"temperature": 0.0}, "temperature must be > 0"),
+    ({"learning_rate": -1.0}, "learning_rate must be > 0"),
+])
+def test_bad_train_config_fails_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_batch_larger_than_data_fails_before_training(background_sample):
+    pre = Preprocessor.fit(background_sample)
+    with pytest.raises(ValueError, match=r"batch_size \(4096\) is larger than the 100 training events"):
+        pretrain(background_sample[:100], pre, SMALL, TrainConfig(batch_size=4096), CPU, log=None)
+
+
+@pytest.mark.parametrize("loss", ["clr", "anomclr", "anomclr_plus"])
+def test_training_is_seeded_and_lowers_the_loss(background_sample, loss):
+    pre = Preprocessor.fit(background_sample)
+    cfg = TrainConfig(loss=loss, epochs=3, batch_size=128, learning_rate=1e-3, seed=3)
+    m1, h1 = pretrain(background_sample[:1024], pre, SMALL, cfg, CPU, log=None)
+    m2, h2 = pretrain(background_sample[:1024], pre, SMALL, cfg, CPU, log=None)
+    assert h1 == h2
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert h1[-1] < h1[0]
+
+
+def test_nan_loss_names_epoch_and_batch(background_sample, monkeypatch):
+    pre = Preprocessor.fit(background_sample)
+    import anomclr_ray.pretrain as P
+
+    calls = {"n": 0}
+    real = P.contrastive_loss
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(P, "contrastive_loss", poisoned)
+    with pytest.raises(FloatingPointError, match="loss is nan at epoch 1 batch 0"):
+        pretrain(background_sample[:256], pre, SMALL, TrainConfig(epochs=3, batch_size=128), CPU, log=None)
+
+
+def test_checkpoint_roundtrip_gives_the_same_representation(tmp_path, background_sample):
+    pre = Preprocessor.fit(background_sample)
+    model, hist = pretrain(background_sample[:256], pre, SMALL, TrainConfig(epochs=1, batch_size=128), CPU, log=None)
+    save_checkpoint(tmp_path / "c.pt", model, pre, TrainConfig(epochs=1, batch_size=128), hist)
+    model2, pre2, cfg2 = load_checkpoint(tmp_path / "c.pt", CPU)
+    assert pre2 == pre and cfg2.batch_size == 128
+    torch.testing.assert_close(represent(model2, pre2, background_sample[:50], CPU),
+                               represent(model, pre, background_sample[:50], CPU))
+
+
+def test_cli_pretrain_then_score_writes_metrics_and_plots(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["pretrain", "--out", str(run), "--n-train", "600", "--epochs", "1", "--batch-size", "128",
+                 "--model-dim", "16", "--heads", "2", "--layers", "1", "--loss", "anomclr"]) == 0
+    out = tmp_path / "score"
+    assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--n-train", "600",
+                 "--n-test", "400", "--n-test-signal", "200", "--ae-epochs", "2", "--ae-seeds", "2", "--ae-batch-size", "128"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"ae_raw", "anomclr"}
+    for method in metrics.values():
+        assert set(method) == {"ato4l", "leptoquark", "h_tautau", "hc_taunu"}
+        assert all(0.0 <= m["auc"] <= 1.0 and m["auc_std"] >= 0 for m in method.values())
+    assert (out / "roc.png").stat().st_size > 10_000 and (out / "si.png").stat().st_size > 10_000
+    assert "| AnomCLR |" in (out / "table.md").read_text()
+    assert main(["pretrain", "--out", str(run), "--n-train", "100", "--batch-size", "256"]) == 2
+    assert "batch size 256 is larger than the 100 training events" in capsys.readouterr().err
