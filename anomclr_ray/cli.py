@@ -79,17 +79,23 @@ def _score(args: argparse.Namespace) -> int:
 
     from .evaluate import evaluate, raw_inputs
     from .events.dataset import DataConfig, load_dataset
-    from .events.preprocess import Preprocessor
+    from .events.preprocess import N_INPUT_FEATURES, Preprocessor
     from .pretrain import choose_device, load_checkpoint, represent
     from .report import metrics_table, plot_curves
     from .score import ScoreConfig
 
     device = choose_device(args.device)
+    score_cfg = ScoreConfig(bottleneck=args.bottleneck, epochs=args.ae_epochs, batch_size=args.ae_batch_size)
+    models = [load_checkpoint(p, device) for p in args.checkpoint]
+    for model, _, _ in models:  # configs first: fail before reading data or training anything
+        score_cfg.check_input_dim(model.cfg.model_dim)
+    if not args.no_ae_raw:
+        score_cfg.check_input_dim(L.N_SLOTS * N_INPUT_FEATURES)
+    if args.ae_seeds < 1:
+        raise ValueError(f"--ae-seeds must be >= 1, got {args.ae_seeds}")
     data = load_dataset(DataConfig(data_dir=str(args.data_dir), n_train=args.n_train, n_test=args.n_test,
                                    n_test_signal=args.n_test_signal))
-    score_cfg = ScoreConfig(bottleneck=args.bottleneck, epochs=args.ae_epochs, batch_size=args.ae_batch_size)
     seeds = tuple(range(args.ae_seeds))
-    models = [load_checkpoint(p, device) for p in args.checkpoint]
     summaries, curves = {}, {}
 
     def run(name, embed):

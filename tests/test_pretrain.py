@@ -82,5 +82,8 @@ def test_cli_pretrain_then_score_writes_metrics_and_plots(tmp_path, capsys):
         assert all(0.0 <= m["auc"] <= 1.0 and m["auc_std"] >= 0 for m in method.values())
     assert (out / "roc.png").stat().st_size > 10_000 and (out / "si.png").stat().st_size > 10_000
     assert "| AnomCLR |" in (out / "table.md").read_text()
+    capsys.readouterr()
     assert main(["pretrain", "--out", str(run), "--n-train", "100", "--batch-size", "256"]) == 2
     assert "batch size 256 is larger than the 100 training events" in capsys.readouterr().err
+    assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--bottleneck", "16"]) == 2
+    assert "bottleneck (16) must be smaller than the input dimension (16)" in capsys.readouterr().err
