@@ -1,6 +1,6 @@
 """Contrastive pretraining on one device: the step, the loop, checkpoints and representations.
 
-The same `contrastive_step` runs inside Ray Train workers (DDP) for distributed studies.
+The same `train_epoch` runs inside Ray Train workers (DDP, see distributed.py).
 """
 
 from __future__ import annotations
@@ -54,44 +54,55 @@ def choose_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def contrastive_step(model: torch.nn.Module, x: torch.Tensor, pre: Preprocessor, cfg: TrainConfig,
-                     generator: torch.Generator) -> torch.Tensor:
-    """Loss of one batch x (B, 19, 4) physical units, on x's device: augment, preprocess, encode, loss."""
-    views = [x, augment.physical(x, generator, cfg.augment_strength)]
-    if cfg.loss != "clr":
-        views.append(augment.anomalous(x, cfg.mix, generator))
-    h = model(pre(torch.cat(views))).split(len(x))
-    return contrastive_loss(cfg.loss, h[0], h[1], h[2] if len(h) > 2 else None, cfg.temperature)
+def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.Tensor, pre: Preprocessor,
+                cfg: TrainConfig, epoch: int, rank: int = 0, world: int = 1,
+                all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+    """One epoch over `data` (N, 19, 4) on its device; returns the mean loss over batches.
+
+    Batches and augmentations are drawn from generators seeded by (seed, epoch), identical on every
+    worker: each global batch of `batch_size` events is augmented whole, and worker `rank` of `world`
+    trains on its contiguous share. So a DDP run sees the same events and augmentations as a
+    single-device run, and a resumed run the same as an uninterrupted one.
+    """
+    model.train()
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+    gen = torch.Generator(device=data.device).manual_seed(cfg.seed * 100_003 + epoch)
+    share = cfg.batch_size // world
+    total, n_batches = 0.0, 0
+    for i, idx in enumerate(order.split(cfg.batch_size)):
+        if len(idx) < cfg.batch_size:  # equal shares on all workers: drop the last partial batch
+            break
+        x = data[idx.to(data.device)]
+        views = [x, augment.physical(x, gen, cfg.augment_strength)]
+        if cfg.loss != "clr":
+            views.append(augment.anomalous(x, cfg.mix, gen))
+        mine = [v[rank * share:(rank + 1) * share] for v in views]
+        h = model(pre(torch.cat(mine))).split(share)
+        loss = contrastive_loss(cfg.loss, h[0], h[1], h[2] if len(h) > 2 else None, cfg.temperature)
+        reported = all_reduce(loss.detach()) if all_reduce else loss.detach()
+        if not torch.isfinite(reported):
+            raise FloatingPointError(f"pretrain: loss is {reported.item()} at epoch {epoch} batch {i}")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += reported.item()
+        n_batches += 1
+    return total / max(n_batches, 1)
 
 
 def pretrain(events: np.ndarray, pre: Preprocessor, model_cfg: ModelConfig, cfg: TrainConfig,
              device: torch.device, log: Callable[[str], None] | None = print) -> tuple[Encoder, list[float]]:
-    """Train an encoder on background events (N, 19, 4); returns it and the per-epoch mean loss."""
+    """Train an encoder on background events (N, 19, 4) on one device; returns it and per-epoch losses."""
     if cfg.batch_size > len(events):
         raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) is larger than the {len(events)} training events")
     torch.manual_seed(cfg.seed)
     model = Encoder(model_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999))
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    order_gen = torch.Generator().manual_seed(cfg.seed)
     data = torch.as_tensor(events, device=device)
     history = []
     for epoch in range(cfg.epochs):
-        model.train()
-        t0, total, n_batches = time.perf_counter(), 0.0, 0
-        order = torch.randperm(len(data), generator=order_gen).to(device)
-        for i, idx in enumerate(order.split(cfg.batch_size)):
-            if len(idx) < 2:
-                continue
-            loss = contrastive_step(model, data[idx], pre, cfg, gen)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"pretrain: loss is {loss.item()} at epoch {epoch} batch {i}")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            n_batches += 1
-        history.append(total / n_batches)
+        t0 = time.perf_counter()
+        history.append(train_epoch(model, opt, data, pre, cfg, epoch))
         if log:
             rate = len(data) / (time.perf_counter() - t0)
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]:.4f}, {rate:.0f} events/s on {device}")

@@ -1,0 +1,128 @@
+"""Distributed contrastive pretraining with Ray Train (TorchTrainer, DDP; gloo on CPU, nccl on GPU).
+
+Each worker reads the training background from the data directory (a file mount on a cluster),
+runs `pretrain.train_epoch` on its share of every global batch, and rank 0 writes a checkpoint (model,
+optimizer, epoch, loss history, configs, preprocessing scales) every `checkpoint_every` epochs and at
+the end. Ray 2.60 (Train V2) keeps only metrics attached to checkpoints, so each checkpoint carries
+the loss history: `Result.metrics` of the last one holds the whole curve. A run restarted under the
+same storage path and name resumes from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .events.dataset import DataConfig, load_dataset
+from .events.preprocess import Preprocessor
+from .model import Encoder, ModelConfig
+from .pretrain import TrainConfig, train_epoch
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class ScalingSpec:
+    """How many Ray Train workers, and whether each gets a GPU."""
+
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    checkpoint_every: int = 1
+
+    def __post_init__(self):
+        if self.num_workers < 1 or self.checkpoint_every < 1 or self.cpus_per_worker <= 0:
+            raise ValueError(f"ScalingSpec: num_workers, checkpoint_every >= 1 and cpus_per_worker > 0 needed, got {self}")
+
+
+def _worker_loop(config: dict) -> None:
+    import ray.train
+    import ray.train.torch
+    import torch.distributed as dist
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    data_cfg = DataConfig(**config["data"])
+    model_cfg, cfg = ModelConfig(**config["model"]), TrainConfig(**config["train"])
+    pre = Preprocessor.from_dict(config["preprocessor"])
+    data = torch.as_tensor(load_dataset(data_cfg).train, device=device)
+
+    torch.manual_seed(cfg.seed)
+    model = ray.train.torch.prepare_model(Encoder(model_cfg))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999))
+    start, history = 0, []
+    ck = ray.train.get_checkpoint()
+    if ck:
+        with ck.as_directory() as d:
+            state = torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=True)
+        _unwrap(model).load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        start, history = state["epoch"] + 1, state["history"]
+
+    def mean_over_workers(t: torch.Tensor) -> torch.Tensor:
+        if world > 1:
+            t = t.clone()
+            dist.all_reduce(t)
+            t /= world
+        return t
+
+    for epoch in range(start, cfg.epochs):
+        history.append(train_epoch(model, opt, data, pre, cfg, epoch, rank, world, mean_over_workers))
+        last = epoch == cfg.epochs - 1
+        if not (last or (epoch + 1) % config["checkpoint_every"] == 0):
+            continue
+        metrics = {"epoch": epoch, "loss": history[-1], "loss_history": list(history)}
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                torch.save({"state_dict": _unwrap(model).state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                            "history": history, "model_config": model_cfg.to_dict(), "train_config": cfg.to_dict(),
+                            "preprocessor": pre.to_dict()}, Path(tmp) / CHECKPOINT_FILE)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, scaling: ScalingSpec,
+                         storage_path: str | Path, name: str, pre: Preprocessor | None = None):
+    """Fit with Ray Train; returns the `ray.train.Result` (last checkpoint, metrics with the loss history).
+
+    `pre` defaults to a Preprocessor fitted on the training background here, on the driver.
+    """
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    if cfg.batch_size % scaling.num_workers:
+        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) must be a multiple of the "
+                         f"{scaling.num_workers} workers")
+    if cfg.batch_size > data_cfg.n_train:
+        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) is larger than the {data_cfg.n_train} training events")
+    pre = pre or Preprocessor.fit(load_dataset(data_cfg).train)
+    run = RunConfig(name=name, storage_path=str(Path(storage_path).resolve()),
+                    checkpoint_config=CheckpointConfig(num_to_keep=2))
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={"data": data_cfg.to_dict(), "model": model_cfg.to_dict(), "train": cfg.to_dict(),
+                           "preprocessor": pre.to_dict(), "checkpoint_every": scaling.checkpoint_every},
+        torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
+                                     resources_per_worker={"CPU": scaling.cpus_per_worker}),
+        run_config=run,  # Train V2 resumes from the checkpoints under (storage_path, name), if any
+    )
+    return trainer.fit()
+
+
+def load_result_checkpoint(result, device: torch.device) -> tuple[Encoder, Preprocessor, TrainConfig, list[float]]:
+    """Model, preprocessing, train config and loss history from a Ray Train result's last checkpoint."""
+    with result.checkpoint.as_directory() as d:
+        state = torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=True)
+    model = Encoder(ModelConfig(**state["model_config"])).to(device)
+    model.load_state_dict(state["state_dict"])
+    return model, Preprocessor.from_dict(state["preprocessor"]), TrainConfig(**state["train_config"]), state["history"]
