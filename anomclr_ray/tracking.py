@@ -1,0 +1,95 @@
+"""MLflow tracking: one experiment per study, a parent run per study execution, a nested run per trial.
+
+Everything goes through an explicit `MlflowClient(uri)`, so Ray workers log without global state.
+A trial's run is tagged with its Tune trial id; logging the same trial again (a restored study)
+finds that run instead of making a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+TRIAL_TAG = "anomclr.trial_id"
+STUDY_TAG = "anomclr.study"
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {"train.temperature": "0.1", ...}: the one flattening used for MLflow params."""
+    out: dict[str, str] = {}
+    for k, v in config.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+    return out
+
+
+def client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def check_tracking(uri: str) -> None:
+    """Fail fast with a clear message when the tracking store cannot be reached or written."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        if not path.parent.resolve().exists():
+            raise ValueError(f"MLflow tracking URI {uri}: directory {path.parent} does not exist")
+    if uri.startswith(("http://", "https://")):
+        # a direct probe: MLflow's own client retries with backoff for minutes before it gives up
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+        except (urllib.error.URLError, OSError) as err:
+            raise ConnectionError(f"MLflow tracking store {uri} is not reachable: {err}") from None
+    try:
+        client(uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - any failure here means: not usable
+        raise ConnectionError(f"MLflow tracking store {uri} is not reachable: {type(err).__name__}: {err}") from None
+
+
+def experiment_id(uri: str, name: str, artifact_root: str | Path | None = None) -> str:
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = Path(artifact_root or "mlartifacts").resolve() / name
+    return c.create_experiment(name, artifact_location=location.as_uri())
+
+
+def start_parent_run(uri: str, exp_id: str, study: str, params: dict[str, Any]) -> str:
+    """A parent run for this execution of the study (a restored study reuses its parent run id)."""
+    c = client(uri)
+    run = c.create_run(exp_id, run_name=f"{study}-{time.strftime('%Y%m%d-%H%M%S')}", tags={STUDY_TAG: study})
+    for k, v in flatten(params).items():
+        c.log_param(run.info.run_id, k, v[:6000])
+    return run.info.run_id
+
+
+def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_name: str, params: dict[str, Any],
+              metrics: dict[str, float], curves: dict[str, list[float]], artifacts: list[Path]) -> str:
+    """One nested run per trial: flattened params, final metrics, per-step curves, artifact files."""
+    from mlflow.entities import Metric, Param
+
+    c = client(uri)
+    found = c.search_runs([exp_id], filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+                                                  f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    if found:
+        return found[0].info.run_id
+    run = c.create_run(exp_id, run_name=trial_name, tags={"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id})
+    rid, now = run.info.run_id, int(time.time() * 1000)
+    ms = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    ms += [Metric(k, float(v), now, step) for k, vals in curves.items() for step, v in enumerate(vals)]
+    c.log_batch(rid, metrics=ms, params=[Param(k, v[:6000]) for k, v in flatten(params).items()])
+    for path in artifacts:
+        c.log_artifact(rid, str(path))
+    c.set_terminated(rid)
+    return rid

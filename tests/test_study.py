@@ -1,0 +1,81 @@
+"""End to end through the real stack: Ray Tune (+ Optuna) -> Ray Train DDP -> AE -> MLflow on SQLite."""
+
+import math
+import time
+from dataclasses import replace
+
+import pytest
+
+from anomclr_ray.events.dataset import DataConfig
+from anomclr_ray.model import ModelConfig
+from anomclr_ray.pretrain import TrainConfig
+from anomclr_ray.score import ScoreConfig
+from anomclr_ray.study import StudyConfig
+from anomclr_ray.distributed import ScalingSpec
+from anomclr_ray.tracking import TRIAL_TAG, client
+
+SIGNALS = ("ato4l", "leptoquark", "h_tautau", "hc_taunu")
+
+
+def tiny_study(tmp_path, **kw):
+    return StudyConfig(
+        name="tiny", search_space={"train.mix": {"grid": ["ao", "shift"]}},
+        data=DataConfig(n_train=300, n_test=200, n_test_signal=100),
+        model=ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=16),
+        train=TrainConfig(epochs=2, batch_size=100, learning_rate=1e-3),
+        score=ScoreConfig(bottleneck=4, hidden=(16, 8), epochs=2, batch_size=64),
+        scaling=ScalingSpec(num_workers=1), tracking_uri=f"sqlite:///{tmp_path}/mlruns.db",
+        storage_path=str(tmp_path / "runs"), **kw)
+
+
+def _nested_runs(study):
+    c = client(study.tracking_uri)
+    exp = c.get_experiment_by_name(study.name)
+    runs = c.search_runs([exp.experiment_id])
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags], [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end_lands_in_mlflow(tmp_path):
+    from anomclr_ray.study import run_study
+
+    study = tiny_study(tmp_path)
+    results = run_study(study)
+    assert len(results) == 2 and not results.errors
+    trials, parents = _nested_runs(study)
+    assert len(parents) == 1 and len(trials) == 2
+    assert {r.data.params["train.mix"] for r in trials} == {"ao", "shift"}
+    for r in trials:
+        assert r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert r.data.params["model.model_dim"] == "16" and r.data.params["data.n_train"] == "300"
+        for sig in SIGNALS:
+            for name in ("auc", "si", "eb_at_es"):
+                assert math.isfinite(r.data.metrics[f"{name}/{sig}"]), (name, sig)
+        assert 0 < r.data.metrics["auc/mean"] < 1
+        history = client(study.tracking_uri).get_metric_history(r.info.run_id, "train/loss")
+        assert len(history) == 2
+        artifacts = {a.path for a in client(study.tracking_uri).list_artifacts(r.info.run_id)}
+        assert {"roc.png", "si.png", "trial_config.json"} <= artifacts
+
+
+def test_impossible_configs_fail_before_ray_starts(tmp_path):
+    base = tiny_study(tmp_path)
+    with pytest.raises(ValueError, match="unknown augmentation mix 'bogus'"):
+        replace(base, search_space={"train.mix": {"grid": ["ao", "bogus"]}})
+    with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):
+        replace(base, search_space={"score.bottleneck": {"grid": [4, 20]}})
+    with pytest.raises(ValueError, match="search space key 'train.temprature'"):
+        replace(base, search_space={"train.temprature": {"grid": [0.1]}})
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        replace(base, search="tpe", search_space={"train.temperature": {"uniform": [0.0, 0.5]}})
+
+
+def test_unreachable_tracking_server_fails_before_training(tmp_path):
+    from anomclr_ray.study import run_study
+
+    study = replace(tiny_study(tmp_path), tracking_uri="http://127.0.0.1:9")
+    t = time.perf_counter()
+    with pytest.raises(ConnectionError, match="MLflow tracking store http://127.0.0.1:9 is not reachable"):
+        run_study(study)
+    assert time.perf_counter() - t < 15
+    assert not (tmp_path / "runs").exists()
