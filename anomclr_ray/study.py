@@ -26,7 +26,7 @@ from .model import ModelConfig
 from .pretrain import TrainConfig, choose_device, represent
 from .report import plot_curves
 from .score import ScoreConfig
-from .tracking import DEFAULT_TRACKING_URI, check_tracking, experiment_id, log_trial, start_parent_run
+from .tracking import DEFAULT_TRACKING_URI, absolute_uri, check_tracking, experiment_id, log_trial, start_parent_run
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "score": ScoreConfig}
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -139,6 +139,10 @@ def run_study(study: StudyConfig, address: str | None = None):
     import ray
     from ray import tune
 
+    # trials run in their own working directories: make every path absolute first
+    study = dataclasses.replace(study, tracking_uri=absolute_uri(study.tracking_uri),
+                                storage_path=str(Path(study.storage_path).resolve()),
+                                data=dataclasses.replace(study.data, data_dir=str(Path(study.data.data_dir).resolve())))
     check_tracking(study.tracking_uri)
     for sample in study.corner_samples():  # data files exist, have the layout and enough events
         check_data(resolve(study, sample)["data"])

@@ -29,6 +29,13 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def absolute_uri(uri: str) -> str:
+    """`sqlite:///relative.db` -> `sqlite:////abs/path/relative.db`: Ray runs trials in other directories."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return uri
+
+
 def client(uri: str):
     from mlflow.tracking import MlflowClient
 

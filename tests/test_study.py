@@ -79,3 +79,12 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path):
         run_study(study)
     assert time.perf_counter() - t < 15
     assert not (tmp_path / "runs").exists()
+
+
+def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
+    from anomclr_ray.tracking import absolute_uri
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_uri("sqlite:///mlruns.db") == f"sqlite:///{tmp_path}/mlruns.db"
+    assert absolute_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
+    assert absolute_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
