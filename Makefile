@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/anomclr validate --data-dir data/default
+	$(BIN)/python studies/ablation_augmentations.py --smoke
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
