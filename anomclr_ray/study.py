@@ -24,6 +24,7 @@ from .evaluate import evaluate
 from .events.dataset import DataConfig, check_data, load_dataset
 from .model import ModelConfig
 from .pretrain import TrainConfig, choose_device, represent
+from .raycluster import connect
 from .report import plot_curves
 from .score import ScoreConfig
 from .tracking import DEFAULT_TRACKING_URI, absolute_uri, check_tracking, experiment_id, log_trial, start_parent_run
@@ -146,8 +147,7 @@ def run_study(study: StudyConfig, address: str | None = None):
     check_tracking(study.tracking_uri)
     for sample in study.corner_samples():  # data files exist, have the layout and enough events
         check_data(resolve(study, sample)["data"])
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    connect(address)
     root = Path(study.storage_path).resolve()
     root.mkdir(parents=True, exist_ok=True)
     exp_id = experiment_id(study.tracking_uri, study.name, root / "mlartifacts")

@@ -38,4 +38,7 @@ def test_dashboard_on_localhost_and_no_open_ports(path):
     for rule in cfg["provider"].get("security_group", {}).get("IpPermissions", []):
         assert (rule["FromPort"], rule["ToPort"]) == (22, 22)
         assert all(r["CidrIp"].endswith("/32") for r in rule["IpRanges"])
-    assert "RAY_AUTH_MODE" not in text  # token authentication is never switched off
+    assert "RAY_AUTH_MODE=disabled" not in text  # token authentication is never switched off
+    for cmd in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]:
+        assert cmd.startswith("ray stop") or cmd.startswith("RAY_AUTH_MODE=token ray start")
+    assert "~/.ray/auth_token" in cfg["file_mounts"]

@@ -1,6 +1,7 @@
 """End to end through the real stack: Ray Tune (+ Optuna) -> Ray Train DDP -> AE -> MLflow on SQLite."""
 
 import math
+from pathlib import Path
 import time
 from dataclasses import replace
 
@@ -88,3 +89,46 @@ def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
     assert absolute_uri("sqlite:///mlruns.db") == f"sqlite:///{tmp_path}/mlruns.db"
     assert absolute_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
     assert absolute_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+@pytest.mark.slow
+def test_killed_study_resumes_without_losing_or_duplicating_trials(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from anomclr_ray.study import run_study
+
+    study = replace(tiny_study(tmp_path), search_space={"train.mix": {"grid": ["ao", "cs", "shift"]}},
+                    train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3))
+    script = tmp_path / "study.py"
+    script.write_text(
+        "import sys\nsys.path.insert(0, %r)\nfrom test_study import tiny_study\nfrom dataclasses import replace\n"
+        "from pathlib import Path\nfrom anomclr_ray.pretrain import TrainConfig\nfrom anomclr_ray.study import run_study\n"
+        "s = replace(tiny_study(Path(%r)), search_space={'train.mix': {'grid': ['ao', 'cs', 'shift']}},\n"
+        "            train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3))\nrun_study(s)\n"
+        % (str(Path(__file__).parent), str(tmp_path)))
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "study.log", "w"))
+    deadline = time.time() + 240
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+        try:
+            done = len(_nested_runs(study)[0])
+        except Exception:  # noqa: BLE001 - the store is still being created
+            continue
+        if done >= 1:
+            break
+    assert proc.poll() is None, "the study process ended early:\n" + (tmp_path / "study.log").read_text()[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 1 <= done < 3, f"the kill came too late or too early: {done} trials logged"
+    time.sleep(2)
+    results = run_study(study)  # restores the killed study
+    trials, parents = _nested_runs(study)
+    assert len(parents) == 1  # the restored execution keeps its parent run
+    assert sorted(r.data.params["train.mix"] for r in trials) == ["ao", "cs", "shift"]
+    assert len({r.data.tags[TRIAL_TAG] for r in trials}) == 3
+    assert len(results) == 3 and not results.errors

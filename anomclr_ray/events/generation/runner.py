@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...raycluster import connect
 from .. import layout as L
 from ..io import write_events
 from .detector import DetectorConfig
@@ -156,10 +157,7 @@ def run_chunks(cfg: GenerationConfig, cache_dir: Path, workers: int | None = Non
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="generate", unit="chunk",
                disable=not progress, file=sys.stderr)
     if todo:
-        started_here = not ray.is_initialized()
-        if started_here:
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+        started_here = connect(address, workers)
         remote = ray.remote(num_cpus=1)(_run_chunk)
         pending = {remote.remote(cfg, c): c for c in todo}
         try:
