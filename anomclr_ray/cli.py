@@ -54,7 +54,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from .events.dataset import DataConfig, check_data, load_dataset
     from .events.preprocess import Preprocessor
     from .model import ModelConfig
-    from .pretrain import TrainConfig, choose_device, pretrain, save_checkpoint
+    from .pretrain import TrainConfig, check_batch_size, choose_device, pretrain, save_checkpoint
 
     data_cfg = DataConfig(data_dir=str(args.data_dir), n_train=args.n_train, n_test=1, n_test_signal=1)
     model_cfg = ModelConfig(model_dim=args.model_dim, heads=args.heads, layers=args.layers,
@@ -63,8 +63,7 @@ def _pretrain(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
     device = choose_device(args.device)
     check_data(data_cfg)
-    if cfg.batch_size > data_cfg.n_train:
-        raise ValueError(f"batch size {cfg.batch_size} is larger than the {data_cfg.n_train} training events")
+    check_batch_size(cfg, data_cfg.n_train)  # before reading any events
     train = load_dataset(data_cfg).train
     pre = Preprocessor.fit(train)
     model, history = pretrain(train, pre, model_cfg, cfg, device)

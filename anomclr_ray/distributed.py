@@ -19,7 +19,7 @@ import torch
 from .events.dataset import DataConfig, load_dataset
 from .events.preprocess import Preprocessor
 from .model import Encoder, ModelConfig
-from .pretrain import TrainConfig, train_epoch
+from .pretrain import TrainConfig, check_batch_size, read_checkpoint, save_checkpoint, train_epoch
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -79,9 +79,8 @@ def _worker_loop(config: dict) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
-                torch.save({"state_dict": _unwrap(model).state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                            "history": history, "model_config": model_cfg.to_dict(), "train_config": cfg.to_dict(),
-                            "preprocessor": pre.to_dict()}, Path(tmp) / CHECKPOINT_FILE)
+                save_checkpoint(Path(tmp) / CHECKPOINT_FILE, _unwrap(model), pre, cfg, history,
+                                optimizer=opt.state_dict(), epoch=epoch)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
 
@@ -99,11 +98,7 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    if cfg.batch_size % scaling.num_workers:
-        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) must be a multiple of the "
-                         f"{scaling.num_workers} workers")
-    if cfg.batch_size > data_cfg.n_train:
-        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) is larger than the {data_cfg.n_train} training events")
+    check_batch_size(cfg, data_cfg.n_train, scaling.num_workers)
     pre = pre or Preprocessor.fit(load_dataset(data_cfg).train)
     run = RunConfig(name=name, storage_path=str(Path(storage_path).resolve()),
                     checkpoint_config=CheckpointConfig(num_to_keep=2))
@@ -122,7 +117,5 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
 def load_result_checkpoint(result, device: torch.device) -> tuple[Encoder, Preprocessor, TrainConfig, list[float]]:
     """Model, preprocessing, train config and loss history from a Ray Train result's last checkpoint."""
     with result.checkpoint.as_directory() as d:
-        state = torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=True)
-    model = Encoder(ModelConfig(**state["model_config"])).to(device)
-    model.load_state_dict(state["state_dict"])
-    return model, Preprocessor.from_dict(state["preprocessor"]), TrainConfig(**state["train_config"]), state["history"]
+        model, pre, cfg, state = read_checkpoint(Path(d) / CHECKPOINT_FILE, device)
+    return model, pre, cfg, state["history"]

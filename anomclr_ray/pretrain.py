@@ -45,6 +45,14 @@ class TrainConfig:
         return asdict(self)
 
 
+def check_batch_size(cfg: TrainConfig, n_train: int, workers: int = 1) -> None:
+    """The one check that a global batch fits the training set and splits evenly over the workers."""
+    if cfg.batch_size > n_train:
+        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) is larger than the {n_train} training events")
+    if cfg.batch_size % workers:
+        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) must be a multiple of the {workers} workers")
+
+
 def choose_device(name: str = "auto") -> torch.device:
     """The one place a device is chosen: CUDA when present (or asked for), else CPU."""
     if name == "auto":
@@ -93,8 +101,7 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.
 def pretrain(events: np.ndarray, pre: Preprocessor, model_cfg: ModelConfig, cfg: TrainConfig,
              device: torch.device, log: Callable[[str], None] | None = print) -> tuple[Encoder, list[float]]:
     """Train an encoder on background events (N, 19, 4) on one device; returns it and per-epoch losses."""
-    if cfg.batch_size > len(events):
-        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) is larger than the {len(events)} training events")
+    check_batch_size(cfg, len(events))
     torch.manual_seed(cfg.seed)
     model = Encoder(model_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999))
@@ -118,14 +125,22 @@ def represent(model: Encoder, pre: Preprocessor, events: np.ndarray, device: tor
     return torch.cat([model.represent(pre(b.to(device))).cpu() for b in x.split(batch_size)])
 
 
-def save_checkpoint(path: str | Path, model: Encoder, pre: Preprocessor, cfg: TrainConfig, history: list[float]) -> None:
-    """Model weights with everything needed to use them: model and train config, preprocessing scales."""
+def save_checkpoint(path: str | Path, model: Encoder, pre: Preprocessor, cfg: TrainConfig, history: list[float],
+                    **extra) -> None:
+    """Model weights with everything needed to use them: model and train config, preprocessing scales,
+    loss history; `extra` (e.g. optimizer state and epoch, for resuming) is stored beside them."""
     torch.save({"model_config": model.cfg.to_dict(), "train_config": cfg.to_dict(), "preprocessor": pre.to_dict(),
-                "state_dict": model.state_dict(), "history": history}, path)
+                "state_dict": model.state_dict(), "history": history, **extra}, path)
+
+
+def read_checkpoint(path: str | Path, device: torch.device) -> tuple[Encoder, Preprocessor, TrainConfig, dict]:
+    """(model, preprocessing, train config, the whole stored state) from a `save_checkpoint` file."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    model = Encoder(ModelConfig(**state["model_config"])).to(device)
+    model.load_state_dict(state["state_dict"])
+    return model, Preprocessor.from_dict(state["preprocessor"]), TrainConfig(**state["train_config"]), state
 
 
 def load_checkpoint(path: str | Path, device: torch.device) -> tuple[Encoder, Preprocessor, TrainConfig]:
-    ck = torch.load(path, map_location=device, weights_only=True)
-    model = Encoder(ModelConfig(**ck["model_config"])).to(device)
-    model.load_state_dict(ck["state_dict"])
-    return model, Preprocessor.from_dict(ck["preprocessor"]), TrainConfig(**ck["train_config"])
+    model, pre, cfg, _ = read_checkpoint(path, device)
+    return model, pre, cfg

@@ -23,7 +23,7 @@ from .distributed import ScalingSpec, load_result_checkpoint, pretrain_distribut
 from .evaluate import evaluate
 from .events.dataset import DataConfig, check_data, load_dataset
 from .model import ModelConfig
-from .pretrain import TrainConfig, choose_device, represent
+from .pretrain import TrainConfig, check_batch_size, choose_device, represent
 from .raycluster import connect
 from .report import plot_curves
 from .score import ScoreConfig
@@ -88,11 +88,7 @@ def resolve(study: StudyConfig, sample: dict[str, Any]) -> dict[str, Any]:
         updates[section][name] = value.item() if isinstance(value, np.generic) else value
     cfgs = {s: dataclasses.replace(getattr(study, s), **updates[s]) for s in SECTIONS}
     cfgs["score"].check_input_dim(cfgs["model"].model_dim)
-    if cfgs["train"].batch_size % study.scaling.num_workers:
-        raise ValueError(f"train.batch_size ({cfgs['train'].batch_size}) must be a multiple of the "
-                         f"{study.scaling.num_workers} workers")
-    if cfgs["train"].batch_size > cfgs["data"].n_train:
-        raise ValueError(f"train.batch_size ({cfgs['train'].batch_size}) is larger than data.n_train ({cfgs['data'].n_train})")
+    check_batch_size(cfgs["train"], cfgs["data"].n_train, study.scaling.num_workers)
     return cfgs
 
 

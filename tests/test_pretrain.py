@@ -84,6 +84,6 @@ def test_cli_pretrain_then_score_writes_metrics_and_plots(tmp_path, capsys):
     assert "| AnomCLR |" in (out / "table.md").read_text()
     capsys.readouterr()
     assert main(["pretrain", "--out", str(run), "--n-train", "100", "--batch-size", "256"]) == 2
-    assert "batch size 256 is larger than the 100 training events" in capsys.readouterr().err
+    assert "TrainConfig.batch_size (256) is larger than the 100 training events" in capsys.readouterr().err
     assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--bottleneck", "16"]) == 2
     assert "bottleneck (16) must be smaller than the input dimension (16)" in capsys.readouterr().err

@@ -110,9 +110,10 @@ def _version(pkg: str) -> str:
 
 
 def chunk_key(cfg: GenerationConfig, chunk: Chunk) -> str:
-    return _hash({"physics": cfg.physics_dict()["processes"].get(chunk.process), "detector": asdict(cfg.detector),
+    physics = cfg.physics_dict()
+    return _hash({"physics": physics["processes"].get(chunk.process), "detector": asdict(cfg.detector),
                   "seed": cfg.seed, "batch": cfg.batch, "chunk": asdict(chunk), "format": FORMAT_VERSION,
-                  "versions": cfg.physics_dict()["versions"]})
+                  "versions": physics["versions"]})
 
 
 def _run_chunk(cfg: GenerationConfig, chunk: Chunk):
