@@ -3,8 +3,12 @@
 __version__ = "0.1.0"
 
 import os as _os
+import sys as _sys
 
 # Ray reads RAY_AUTH_MODE when it is imported. Clusters started with `ray start` / `ray up` use token
 # authentication (Ray 2.60), and a driver sends its token only in token mode, so we default to it
-# before Ray can be imported through this package. It also connects to clusters without auth.
-_os.environ.setdefault("RAY_AUTH_MODE", "token")
+# before Ray can be imported through this package. It also connects to clusters without auth. If Ray
+# was imported first, its mode is fixed already: changing the environment now would only give its
+# child processes another mode (raycluster.connect brings the two in line).
+if "ray" not in _sys.modules:
+    _os.environ.setdefault("RAY_AUTH_MODE", "token")

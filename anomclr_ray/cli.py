@@ -57,8 +57,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from .pretrain import TrainConfig, check_batch_size, choose_device, pretrain, save_checkpoint
 
     data_cfg = DataConfig(data_dir=str(args.data_dir), n_train=args.n_train, n_test=1, n_test_signal=1)
-    model_cfg = ModelConfig(model_dim=args.model_dim, heads=args.heads, layers=args.layers,
-                            feedforward_dim=args.model_dim, output_dim=args.model_dim)
+    model_cfg = ModelConfig(model_dim=args.model_dim, heads=args.heads, layers=args.layers)
     cfg = TrainConfig(loss=args.loss, temperature=args.temperature, mix=args.mix, learning_rate=args.learning_rate,
                       batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
     device = choose_device(args.device)
@@ -80,7 +79,7 @@ def _score(args: argparse.Namespace) -> int:
     from .events.dataset import DataConfig, load_dataset
     from .events.preprocess import N_INPUT_FEATURES, Preprocessor
     from .pretrain import choose_device, load_checkpoint, represent
-    from .report import metrics_table, plot_curves
+    from .figures import metrics_table, plot_curves
     from .score import ScoreConfig
 
     device = choose_device(args.device)
@@ -115,6 +114,32 @@ def _score(args: argparse.Namespace) -> int:
     plot_curves(curves, args.out)
     print(metrics_table(summaries, "auc"))
     print(f"wrote metrics.json, table.md, roc.png, si.png to {args.out}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+    from .tracking import absolute_uri, check_tracking
+
+    uri = absolute_uri(args.tracking_uri)
+    check_tracking(uri)
+    path = build_report(uri, args.experiment, args.out, args.metric)
+    print(f"wrote {path} (figures, trials.csv beside it)")
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import os
+
+    from .tracking import absolute_uri
+
+    uri = absolute_uri(args.tracking_uri)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"anomclr ui: warning: serving on {args.host}: anyone who reaches this address sees and can change "
+              "the runs; prefer 127.0.0.1 and an SSH tunnel", file=sys.stderr)
+    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}", flush=True)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    os.execv(sys.executable, cmd)  # replaces this process: Ctrl-C stops the UI
     return 0
 
 
@@ -183,6 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_score)
 
+    from .tracking import DEFAULT_TRACKING_URI
+
+    r = sub.add_parser("report", help="Markdown, CSV and figures of a study, read from MLflow")
+    r.add_argument("--experiment", required=True, help="the study's name (its MLflow experiment)")
+    r.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    r.add_argument("--out", type=Path, required=True, help="report directory")
+    r.add_argument("--metric", default="auc/mean", help="what 'best' means")
+    r.set_defaults(func=_report)
+
+    u = sub.add_parser("ui", help="the MLflow UI on the study store, bound to 127.0.0.1")
+    u.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    u.add_argument("--host", default="127.0.0.1", help="bind address (other than loopback: anyone reaching it sees the runs)")
+    u.add_argument("--port", type=int, default=5000)
+    u.set_defaults(func=_ui)
+
     v = sub.add_parser("validate", help="check ADC2021 HDF5 files (keys, shapes, class ids, padding, cuts)")
     v.add_argument("files", nargs="*", type=Path)
     v.add_argument("--data-dir", type=Path, default=None, help="validate the five files of a data directory")
@@ -195,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, PermissionError, FloatingPointError) as err:
+    except (ValueError, FileNotFoundError, PermissionError, FloatingPointError, ConnectionError) as err:
         print(f"anomclr {args.command}: error: {err}", file=sys.stderr)
         return 2
 

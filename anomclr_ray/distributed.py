@@ -19,6 +19,7 @@ import torch
 from .events.dataset import DataConfig, load_dataset
 from .events.preprocess import Preprocessor
 from .model import Encoder, ModelConfig
+from .monitoring import TrainMonitor
 from .pretrain import TrainConfig, check_batch_size, read_checkpoint, save_checkpoint, train_epoch
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -70,8 +71,10 @@ def _worker_loop(config: dict) -> None:
             t /= world
         return t
 
+    monitor = TrainMonitor(config["run"])
     for epoch in range(start, cfg.epochs):
-        history.append(train_epoch(model, opt, data, pre, cfg, epoch, rank, world, mean_over_workers))
+        history.append(train_epoch(model, opt, data, pre, cfg, epoch, rank, world, mean_over_workers, monitor.batch))
+        monitor.epoch_done(epoch, history[-1])
         last = epoch == cfg.epochs - 1
         if not (last or (epoch + 1) % config["checkpoint_every"] == 0):
             continue
@@ -105,7 +108,8 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"data": data_cfg.to_dict(), "model": model_cfg.to_dict(), "train": cfg.to_dict(),
-                           "preprocessor": pre.to_dict(), "checkpoint_every": scaling.checkpoint_every},
+                           "preprocessor": pre.to_dict(), "checkpoint_every": scaling.checkpoint_every,
+                           "run": name},
         torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
                                      resources_per_worker={"CPU": scaling.cpus_per_worker}),

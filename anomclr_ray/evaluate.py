@@ -33,6 +33,18 @@ class Evaluation:
                 out[sig][f"{k}_std"] = float(np.std(v))
         return out
 
+    def flat_metrics(self) -> dict[str, float]:
+        """MLflow / Tune metrics: `auc/<signal>`, `auc_std/<signal>` (over AE seeds), the same for `si`
+        and `eb_at_es`, and `auc/mean`, `si/mean` over the signals."""
+        out: dict[str, float] = {}
+        for sig, m in self.summary().items():
+            for name in ("auc", "si", "eb_at_es"):
+                out[f"{name}/{sig}"] = m[name]
+                out[f"{name}_std/{sig}"] = m[f"{name}_std"]
+        for name in ("auc", "si"):
+            out[f"{name}/mean"] = float(np.mean([out[f"{name}/{s}"] for s in self.metrics]))
+        return out
+
 
 def raw_inputs(pre: Preprocessor, events: np.ndarray) -> torch.Tensor:
     """AE-Raw inputs: the shared preprocessing, flattened to (N, 19 * 7)."""

@@ -19,6 +19,16 @@ class Roc:
     eps_s: np.ndarray
 
 
+def thin(curve: Roc, n: int = 400) -> Roc:
+    """At most ~2n points of `curve`, spread evenly in eps_S and in log eps_B: enough to plot it again."""
+    if len(curve.eps_b) <= 2 * n:
+        return curve
+    even = np.linspace(0, len(curve.eps_b) - 1, n).astype(int)
+    low = np.searchsorted(curve.eps_b, np.logspace(-7, 0, n)).clip(max=len(curve.eps_b) - 1)
+    keep = np.unique(np.r_[even, low])
+    return Roc(curve.eps_b[keep], curve.eps_s[keep])
+
+
 def roc(background: np.ndarray, signal: np.ndarray) -> Roc:
     """ROC curve of scores; ties are treated as one threshold."""
     background, signal = np.asarray(background, np.float64), np.asarray(signal, np.float64)
@@ -71,3 +81,18 @@ def signal_metrics(background: np.ndarray, signal: np.ndarray, eps_s: float = 0.
         "si": eps_s / np.sqrt(eb) if eb > 0 else float("inf"),
         "es_at_eb_1e-5": eps_s_at(curve, 1e-5) if len(background) >= 1_000_000 else float("nan"),
     }
+
+
+def save_curves(curves: dict[str, Roc], path) -> None:
+    """ROC curves per signal (thinned) to one .npz file: `<signal>/eps_b`, `<signal>/eps_s`."""
+    arrays = {}
+    for sig, c in curves.items():
+        t = thin(c)
+        arrays[f"{sig}/eps_b"], arrays[f"{sig}/eps_s"] = t.eps_b, t.eps_s
+    np.savez_compressed(path, **arrays)
+
+
+def load_curves(path) -> dict[str, Roc]:
+    with np.load(path) as f:
+        signals = sorted({k.split("/")[0] for k in f.files})
+        return {s: Roc(f[f"{s}/eps_b"], f[f"{s}/eps_s"]) for s in signals}

@@ -23,19 +23,27 @@ class ModelConfig:
     model_dim: int = 136
     heads: int = 4
     layers: int = 4
-    feedforward_dim: int = 136
-    output_dim: int = 136
+    feedforward_dim: int | None = None  # None: the model dimension (so a dimension scan moves all three)
+    output_dim: int | None = None  # head output; None: the model dimension
     head_layers: int = 2
     dropout: float = 0.1
 
     def __post_init__(self):
         for name in ("model_dim", "heads", "layers", "feedforward_dim", "output_dim", "head_layers"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.model_dim % self.heads:
             raise ValueError(f"ModelConfig.model_dim ({self.model_dim}) must be a multiple of heads ({self.heads})")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def ff_dim(self) -> int:
+        return self.feedforward_dim or self.model_dim
+
+    @property
+    def out_dim(self) -> int:
+        return self.output_dim or self.model_dim
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,12 +63,12 @@ class Encoder(nn.Module):
         self.cfg = cfg
         d = cfg.model_dim
         self.embed = nn.Linear(N_INPUT_FEATURES, d)
-        layer = nn.TransformerEncoderLayer(d, cfg.heads, cfg.feedforward_dim, cfg.dropout, batch_first=True)
+        layer = nn.TransformerEncoderLayer(d, cfg.heads, cfg.ff_dim, cfg.dropout, batch_first=True)
         self.transformer = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         head: list[nn.Module] = []
         for _ in range(cfg.head_layers - 1):
             head += [nn.Linear(d, d), nn.ReLU()]
-        head.append(nn.Linear(d, cfg.output_dim))
+        head.append(nn.Linear(d, cfg.out_dim))
         self.head = nn.Sequential(*head)
 
     def represent(self, x: torch.Tensor) -> torch.Tensor:

@@ -64,8 +64,11 @@ def choose_device(name: str = "auto") -> torch.device:
 
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.Tensor, pre: Preprocessor,
                 cfg: TrainConfig, epoch: int, rank: int = 0, world: int = 1,
-                all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+                all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                on_batch: Callable[[int, float], None] | None = None) -> float:
     """One epoch over `data` (N, 19, 4) on its device; returns the mean loss over batches.
+
+    `on_batch(events, loss)` is called after every step (progress metrics).
 
     Batches and augmentations are drawn from generators seeded by (seed, epoch), identical on every
     worker: each global batch of `batch_size` events is augmented whole, and worker `rank` of `world`
@@ -93,8 +96,11 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.
         opt.zero_grad()
         loss.backward()
         opt.step()
-        total += reported.item()
+        value = reported.item()
+        total += value
         n_batches += 1
+        if on_batch:
+            on_batch(share, value)
     return total / max(n_batches, 1)
 
 

@@ -13,6 +13,18 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
 
     if ray.is_initialized():
         return False
+    _follow_auth_mode()
     ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
     return True
+
+
+def _follow_auth_mode() -> None:
+    """Make Ray use the RAY_AUTH_MODE now in the environment, even when Ray was imported before us."""
+    import os
+
+    from ray._raylet import AuthenticationMode, Config, get_authentication_mode
+
+    wants_token = os.environ.setdefault("RAY_AUTH_MODE", "token").lower() == "token"
+    if wants_token != (get_authentication_mode() == AuthenticationMode.TOKEN):
+        Config.initialize("")  # Ray caches its config at import; this re-reads the environment

@@ -1,63 +1,202 @@
-"""Plots and tables for physicists: ROC and SI curves per signal, method colours kept consistent."""
+"""Study reports read from MLflow (never from in-memory state): what a physicist looks at.
+
+`build_report(uri, experiment, out_dir)` reads every trial run of the experiment and writes
+`report.md` (summary, best trial, per-method tables as in the paper's Table 2, the figures, all
+trials), `trials.csv` (one row per trial: params, latest metrics), and figures: `by_<param>.png` bars
+per value of a varied categorical parameter such as the augmentation mix (Fig. 2), `vs_<param>.png`
+for a varied number such as the representation dimension (Fig. 3), `roc.png` / `si.png` for the best
+trial of each method. It works on a study still running: figures use the trials that have finished
+their budget, the tables say how many are still going.
+
+Error bars: the std over the trials of a group (seeds); a group of one trial shows the std over its
+AE seeds.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .events import layout as L
-from .metrics import Roc, significance_improvement
+from .figures import AXIS_LABELS, METHOD_LABELS, metrics_table, plot_bars, plot_curves, plot_search, plot_versus
+from .metrics import load_curves
+from .tracking import TRIAL_TAG, client
 
-METHOD_COLORS = {"ae_raw": "#444444", "clr": "#1f77b4", "anomclr": "#d62728", "anomclr_plus": "#2ca02c"}
-METHOD_LABELS = {"ae_raw": "AE-Raw", "clr": "CLR", "anomclr": "AnomCLR", "anomclr_plus": "AnomCLR+"}
-
-
-def plot_curves(curves: dict[str, dict[str, Roc]], out_dir: str | Path) -> list[Path]:
-    """curves[method][signal] -> roc.png (1/eps_B vs eps_S) and si.png (eps_S / sqrt(eps_B) vs eps_S)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    signals = sorted({s for c in curves.values() for s in c}, key=list(L.SIGNALS).index)
-    paths = []
-    for kind in ("roc", "si"):
-        fig, axes = plt.subplots(1, len(signals), figsize=(4 * len(signals), 3.6), squeeze=False)
-        for ax, sig in zip(axes[0], signals):
-            for method, per_sig in curves.items():
-                if sig not in per_sig:
-                    continue
-                c = per_sig[sig]
-                color, label = METHOD_COLORS.get(method), METHOD_LABELS.get(method, method)
-                if kind == "roc":
-                    keep = c.eps_b > 0
-                    ax.plot(c.eps_s[keep], 1 / c.eps_b[keep], color=color, label=label)
-                    ax.set_yscale("log")
-                    ax.set_ylabel(r"background rejection $1/\epsilon_B$")
-                else:
-                    es, si = significance_improvement(c, min_eps_b=1e-3)
-                    ax.plot(es, si, color=color, label=label)
-                    ax.set_ylabel(r"SI = $\epsilon_S/\sqrt{\epsilon_B}$")
-            ax.set_xlabel(r"signal efficiency $\epsilon_S$")
-            ax.set_title(L.SIGNAL_LATEX.get(sig, sig))
-            ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{kind}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+SEEDS = ("train.seed",)  # replicas, not ablation axes
+METRICS = ("auc", "si", "eb_at_es")
 
 
-def metrics_table(summaries: dict[str, dict[str, dict[str, float]]], metric: str = "auc") -> str:
-    """Markdown table: rows = methods, columns = signals, cells = mean ± std of `metric`."""
-    signals = [s for s in L.SIGNALS if any(s in v for v in summaries.values())]
-    head = "| method | " + " | ".join(L.SIGNAL_LATEX[s] for s in signals) + " |"
-    rows = [head, "|" + " --- |" * (len(signals) + 1)]
-    for method, per_sig in summaries.items():
-        cells = [f"{per_sig[s][metric]:.3f} ± {per_sig[s][metric + '_std']:.3f}" if s in per_sig else "—" for s in signals]
-        rows.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
+@dataclass(frozen=True)
+class Trial:
+    run_id: str
+    name: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+    @property
+    def method(self) -> str:
+        return self.params.get("method", self.params.get("train.loss", "?"))
+
+    @property
+    def complete(self) -> bool:
+        """Evaluated after its whole training budget (ASHA-stopped and running trials are not)."""
+        if "epoch" in self.metrics and "train.epochs" in self.params:
+            return self.metrics["epoch"] >= float(self.params["train.epochs"])
+        return self.status == "FINISHED"
+
+
+def read_trials(uri: str, experiment: str) -> list[Trial]:
+    """Every trial run (nested run with a Tune trial id) of the experiment, oldest first."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        names = ", ".join(sorted(e.name for e in c.search_experiments())) or "none"
+        raise ValueError(f"MLflow experiment {experiment!r} not found in {uri} (experiments there: {names})")
+    runs, token = [], None
+    while True:
+        page = c.search_runs([exp.experiment_id], max_results=1000, page_token=token, order_by=["attributes.start_time ASC"])
+        runs += page
+        token = page.token
+        if not token:
+            break
+    return [Trial(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.params), dict(r.data.metrics))
+            for r in runs if TRIAL_TAG in r.data.tags]
+
+
+def varying(trials: list[Trial]) -> list[str]:
+    """Params with more than one value among the trials (the study's axes), `method` first."""
+    keys = sorted({k for t in trials for k in t.params} - {"train.loss"})  # train.loss: `method` says it
+    out = [k for k in keys if len({t.params.get(k) for t in trials}) > 1]
+    return sorted(out, key=lambda k: (k != "method", k))
+
+
+def group_summary(trials: list[Trial], key: str) -> dict[str, dict[str, dict[str, float]]]:
+    """{value of key: {signal: {metric: mean, metric_std: std}}} over the trials with that value."""
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        groups.setdefault(t.params.get(key, "?"), []).append(t)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for value, members in groups.items():
+        out[value] = {}
+        for sig in L.SIGNALS:
+            if f"auc/{sig}" not in members[0].metrics:
+                continue
+            out[value][sig] = {}
+            for m in METRICS:
+                v = np.array([t.metrics.get(f"{m}/{sig}", np.nan) for t in members])
+                std = v.std() if len(v) > 1 else members[0].metrics.get(f"{m}_std/{sig}", 0.0)
+                out[value][sig] |= {m: float(v.mean()), f"{m}_std": float(std), "n": len(v)}
+    return out
+
+
+def _as_number(values: list[str]) -> list[float] | None:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        return None
+
+
+def _method_order(summaries: dict) -> dict:
+    order = list(METHOD_LABELS)
+    return dict(sorted(summaries.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def _best_curves(uri: str, trials: list[Trial], metric: str, tmp: Path) -> dict[str, dict]:
+    """ROC curves per signal of the best trial of each method (from its curves.npz artifact)."""
+    best: dict[str, Trial] = {}
+    for t in trials:
+        if metric in t.metrics and (t.method not in best or t.metrics[metric] > best[t.method].metrics[metric]):
+            best[t.method] = t
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    curves = {}
+    for method, t in _method_order(best).items():
+        try:
+            path = client(uri).download_artifacts(t.run_id, "curves.npz", str(tmp))
+        except Exception:  # noqa: BLE001 - a trial logged by an older version has no curves
+            continue
+        curves[method] = load_curves(path)
+    return curves
+
+
+def write_csv(trials: list[Trial], path: Path) -> Path:
+    import pandas as pd
+
+    rows = [{"run_id": t.run_id, "run_name": t.name, "status": t.status, "complete": t.complete,
+             **{f"params.{k}": v for k, v in t.params.items()}, **{f"metrics.{k}": v for k, v in t.metrics.items()}}
+            for t in trials]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _trials_table(trials: list[Trial], axes: list[str], metric: str) -> str:
+    signals = [s for s in L.SIGNALS if any(f"auc/{s}" in t.metrics for t in trials)]
+    head = ["trial", "complete", *axes, *(f"AUC {L.SIGNAL_TEXT[s]}" for s in signals), "AUC mean", "SI mean"]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for t in sorted(trials, key=lambda t: -t.metrics.get(metric, -np.inf)):
+        cells = [t.name, "yes" if t.complete else f"no ({t.status.lower()})", *(t.params.get(a, "") for a in axes),
+                 *(f"{t.metrics[f'auc/{s}']:.3f}" if f"auc/{s}" in t.metrics else "—" for s in signals),
+                 *(f"{t.metrics[k]:.3f}" if k in t.metrics else "—" for k in ("auc/mean", "si/mean"))]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
+
+def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = "auc/mean") -> Path:
+    """Write the report of one study (MLflow experiment) to `out_dir`; returns the Markdown file."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trials = read_trials(uri, experiment)
+    write_csv(trials, out / "trials.csv")
+    done = [t for t in trials if t.complete]
+    md = [f"# Study `{experiment}`", "",
+          f"From MLflow `{uri}`, {time.strftime('%Y-%m-%d %H:%M')}: {len(trials)} trials, {len(done)} evaluated "
+          f"after their whole budget, {len(trials) - len(done)} running or stopped early. All trials: `trials.csv`.", ""]
+    if not done:
+        md.append("No trial has finished its budget yet.")
+        (out / "report.md").write_text("\n".join(md) + "\n")
+        return out / "report.md"
+    axes = varying(done)
+    ablations = [a for a in axes if a not in SEEDS and len({t.params[a] for t in done}) <= 12]
+    best = max(done, key=lambda t: t.metrics.get(metric, -np.inf))
+    md += ["## Best trial", "", f"`{best.name}` ({METHOD_LABELS.get(best.method, best.method)}): {metric} = "
+           f"{best.metrics.get(metric, float('nan')):.3f}" + "".join(f", `{a}` = {best.params[a]}" for a in axes), ""]
+    by_method = _method_order(group_summary(done, "method"))
+    n_per = ", ".join(f"{METHOD_LABELS.get(m, m)} {next(iter(v.values()))['n']}" for m, v in by_method.items())
+    md += ["## Per method (Table 2)", "", f"Mean ± std over trials (trials per method: {n_per}).", "",
+           "AUC", "", metrics_table(by_method, "auc"), "", "SI at ε_S = 0.3", "", metrics_table(by_method, "si"), ""]
+    search = [a for a in varying(trials) if a not in SEEDS and a != "method"]
+    if len(search) > 2:  # a search, not an ablation: the objective against each parameter, all trials
+        points = {a: [(t.params[a], t.metrics[metric], t.complete) for t in trials if metric in t.metrics]
+                  for a in ["method", *search]}
+        plot_search(points, out / "search.png", metric)
+        md += ["## Search", "", f"{metric} of every trial (last evaluation) against each parameter.", "",
+               "![search](search.png)", ""]
+        ablations = []
+    for axis in ablations:
+        if axis == "method":
+            continue
+        summaries = group_summary(done, axis)
+        numbers = _as_number(list(summaries))
+        others = [a for a in axes if a != axis and a not in SEEDS]
+        note = f" Averaged over the other varied parameters ({', '.join(others)})." if others else ""
+        md += [f"## By `{axis}`", "", f"Mean ± std over trials.{note}", ""]
+        if numbers is not None and len(numbers) > 2:
+            series = {x: v for x, v in zip(numbers, summaries.values())}
+            positive = min(numbers) > 0 and max(numbers) / min(numbers) >= 8
+            path = plot_versus(series, out / f"vs_{axis}.png", AXIS_LABELS.get(axis, axis), log_x=positive)
+        else:
+            path = plot_bars(summaries, out / f"by_{axis}.png", f"by {AXIS_LABELS.get(axis, axis)}")
+        md += [f"![{axis}]({path.name})", "", metrics_table(summaries, "auc", axis), ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        curves = _best_curves(uri, done, metric, Path(tmp))
+    if curves:
+        plot_curves(curves, out)
+        md += ["## ROC and SI of the best trial per method", "", "![ROC](roc.png)", "", "![SI](si.png)", ""]
+    md += ["## All trials", "", _trials_table(trials, axes, metric), ""]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    return out / "report.md"

@@ -2,17 +2,22 @@
 
 The search space is data: {"train.mix": {"grid": ["ao", "cs"]}, "train.temperature": {"loguniform":
 [0.05, 0.5]}, ...}; keys are `<section>.<field>` of the data / model / train / score configs. Grids run
-every combination (ablations); `search="tpe"` samples with Optuna's TPE through Ray Tune. Every config a
-study can produce is checked before Ray starts. A study whose directory exists is restored
-(`Tuner.restore`) and finishes the trials that had not; MLflow gets one nested run per trial.
+every combination (ablations); `search="tpe"` samples with Optuna's TPE through Ray Tune. The value
+"ae_raw" of `train.loss` is the AE-Raw baseline: no encoder, the same AE on the preprocessed raw events.
+With `eval_every` a trial is evaluated every so many epochs (continuing the same Ray Train run) and
+`scheduler="asha"` stops poor trials early. Every config a study can produce is checked before Ray
+starts. A study whose directory exists is restored (`Tuner.restore`) and finishes the trials that had
+not, from their last evaluation; MLflow gets one nested run per trial.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,15 +25,20 @@ from typing import Any
 import numpy as np
 
 from .distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
-from .evaluate import evaluate
+from .evaluate import evaluate, raw_inputs
+from .events import layout as L
 from .events.dataset import DataConfig, check_data, load_dataset
+from .events.preprocess import N_INPUT_FEATURES, Preprocessor
+from .metrics import save_curves
 from .model import ModelConfig
+from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
 from .pretrain import TrainConfig, check_batch_size, choose_device, represent
 from .raycluster import connect
-from .report import plot_curves
+from .figures import plot_curves
 from .score import ScoreConfig
 from .tracking import DEFAULT_TRACKING_URI, absolute_uri, check_tracking, experiment_id, log_trial, start_parent_run
 
+BASELINE = "ae_raw"  # as a value of train.loss: the AE on raw inputs, no encoder
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "score": ScoreConfig}
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -50,10 +60,17 @@ class StudyConfig:
     tracking_uri: str = DEFAULT_TRACKING_URI
     storage_path: str = "runs"
     max_failures: int = 1
+    eval_every: int = 0  # evaluate (and report to Tune) every so many epochs; 0: only at the end
+    scheduler: str = "fifo"  # "fifo" (every trial runs its budget) or "asha" (needs eval_every)
+    asha_reduction: int = 2
 
     def __post_init__(self):
         if self.search not in ("grid", "tpe"):
             raise ValueError(f"StudyConfig.search: unknown {self.search!r}, expected 'grid' or 'tpe'")
+        if self.scheduler not in ("fifo", "asha"):
+            raise ValueError(f"StudyConfig.scheduler: unknown {self.scheduler!r}, expected 'fifo' or 'asha'")
+        if self.eval_every < 0 or (self.scheduler == "asha" and self.eval_every < 1):
+            raise ValueError(f"StudyConfig.eval_every must be >= 0, and >= 1 for ASHA; got {self.eval_every}")
         if self.num_samples < 1:
             raise ValueError(f"StudyConfig.num_samples must be >= 1, got {self.num_samples}")
         for key, spec in self.search_space.items():
@@ -81,15 +98,27 @@ class StudyConfig:
 
 
 def resolve(study: StudyConfig, sample: dict[str, Any]) -> dict[str, Any]:
-    """The per-stage configs of one trial: base configs with the sampled values replaced."""
+    """The per-stage configs of one trial (base configs with the sampled values replaced) and its
+    `method`: the contrastive loss, or "ae_raw"."""
     updates: dict[str, dict] = {s: {} for s in SECTIONS}
     for key, value in sample.items():
         section, _, name = key.partition(".")
         updates[section][name] = value.item() if isinstance(value, np.generic) else value
-    cfgs = {s: dataclasses.replace(getattr(study, s), **updates[s]) for s in SECTIONS}
-    cfgs["score"].check_input_dim(cfgs["model"].model_dim)
+    method = updates["train"].get("loss", study.train.loss)
+    if method == BASELINE:
+        del updates["train"]["loss"]
+    cfgs: dict[str, Any] = {s: dataclasses.replace(getattr(study, s), **updates[s]) for s in SECTIONS}
+    cfgs["method"] = method
+    cfgs["score"].check_input_dim(L.N_SLOTS * N_INPUT_FEATURES if method == BASELINE else cfgs["model"].model_dim)
     check_batch_size(cfgs["train"], cfgs["data"].n_train, study.scaling.num_workers)
     return cfgs
+
+
+def evaluation_epochs(study: StudyConfig, epochs: int) -> list[int]:
+    """Epoch counts after which a trial is evaluated: every `eval_every`, and at the end."""
+    if not study.eval_every:
+        return [epochs]
+    return sorted({*range(study.eval_every, epochs, study.eval_every), epochs})
 
 
 def _param_space(study: StudyConfig) -> dict:
@@ -100,35 +129,68 @@ def _param_space(study: StudyConfig) -> dict:
     return {key: make[kind](v) for key, spec in study.search_space.items() for kind, v in spec.items()}
 
 
+def _run_name(method: str, sample: dict[str, Any], trial_id: str) -> str:
+    """"anomclr_plus mix=ao seed=1 00003": what the MLflow UI lists."""
+    parts = [method]
+    for key, v in sample.items():
+        if key != "train.loss":
+            parts.append(f"{key.partition('.')[2]}={v:.4g}" if isinstance(v, float) else f"{key.partition('.')[2]}={v}")
+    return " ".join([*parts, trial_id.rsplit("_", 1)[-1]])
+
+
 def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_id: str) -> None:
     from ray import tune
 
-    ctx = tune.get_context()
-    trial_id, trial_name = ctx.get_trial_id(), ctx.get_trial_name()
+    trial_id = tune.get_context().get_trial_id()
     cfgs = resolve(study, sample)
-    storage = Path(study.storage_path).resolve() / study.name / "train"
-    result = pretrain_distributed(cfgs["data"], cfgs["model"], cfgs["train"], study.scaling, storage, trial_id)
-    device = choose_device("auto")
-    model, pre, _, history = load_result_checkpoint(result, device)
+    method, budget = cfgs["method"], cfgs["train"].epochs
+    trial_name = _run_name(method, sample, trial_id)
+    monitor = StudyMonitor(study.name)
+    monitor.count(TRIALS_STARTED)
+    progress = {"epochs": 0, "wall_s": 0.0}  # what this trial had done before a restore
+    if (ck := tune.get_checkpoint()) is not None:
+        with ck.as_directory() as d:
+            progress = json.loads((Path(d) / "progress.json").read_text())
     data = load_dataset(cfgs["data"])
-    rep = lambda x: represent(model, pre, x, device)  # noqa: E731
-    ev = evaluate(rep(data.train), rep(data.test_background), {s: rep(x) for s, x in data.test_signals.items()},
-                  cfgs["score"], study.ae_seeds, study.eps_s)
-    metrics: dict[str, float] = {}
-    for sig, m in ev.summary().items():
-        for name in ("auc", "si", "eb_at_es"):
-            metrics[f"{name}/{sig}"] = m[name]
-            metrics[f"{name}_std/{sig}"] = m[f"{name}_std"]
-    metrics["auc/mean"] = float(np.mean([metrics[f"auc/{s}"] for s in ev.metrics]))
-    metrics["si/mean"] = float(np.mean([metrics[f"si/{s}"] for s in ev.metrics]))
-    params = {s: c.to_dict() for s, c in cfgs.items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        files = plot_curves({cfgs["train"].loss: ev.curves}, tmp)
-        (Path(tmp) / "trial_config.json").write_text(json.dumps({**params, "checkpoint": result.checkpoint.path}, indent=2))
-        files.append(Path(tmp) / "trial_config.json")
-        log_trial(study.tracking_uri, exp_id, parent_run_id, trial_id, trial_name, params,
-                  metrics, {"train/loss": history}, files)
-    tune.report(metrics)
+    device = choose_device("auto")
+    params = {"method": method, **{s: cfgs[s].to_dict() for s in SECTIONS}}
+    ae_seeds = tuple(1000 * cfgs["train"].seed + s for s in study.ae_seeds)  # distinct per CLR seed
+    storage = Path(study.storage_path) / study.name / "train"
+    cpus = study.scaling.num_workers * study.scaling.cpus_per_worker
+    started = time.perf_counter() - progress["wall_s"]
+    for epochs in [budget] if method == BASELINE else evaluation_epochs(study, budget):
+        if epochs <= progress["epochs"]:
+            continue
+        curves, checkpoint = {}, None
+        if method == BASELINE:
+            pre = Preprocessor.fit(data.train)
+            embed = functools.partial(raw_inputs, pre)
+        else:
+            train_cfg = dataclasses.replace(cfgs["train"], epochs=epochs)
+            result = pretrain_distributed(cfgs["data"], cfgs["model"], train_cfg, study.scaling, storage, trial_id)
+            model, pre, _, history = load_result_checkpoint(result, device)
+            embed = functools.partial(represent, model, pre, device=device)
+            curves = {"train/loss": {e: v for e, v in enumerate(history) if e >= progress["epochs"]}}
+            checkpoint = result.checkpoint.path
+        ev = evaluate(embed(data.train), embed(data.test_background),
+                      {s: embed(x) for s, x in data.test_signals.items()}, cfgs["score"], ae_seeds, study.eps_s)
+        wall = time.perf_counter() - started
+        metrics = {**ev.flat_metrics(), "epoch": epochs, "trial/wall_s": wall, "trial/cpu_hours": wall * cpus / 3600}
+        progress = {"epochs": epochs, "wall_s": wall}
+        with tempfile.TemporaryDirectory() as tmp:
+            files = plot_curves({method: ev.curves}, tmp)
+            files.append(Path(tmp) / "curves.npz")
+            save_curves(ev.curves, files[-1])
+            files.append(Path(tmp) / "trial_config.json")
+            files[-1].write_text(json.dumps({**params, "checkpoint": checkpoint}, indent=2))
+            log_trial(study.tracking_uri, exp_id, parent_run_id, trial_id, trial_name, params, metrics, epochs,
+                      curves, files, finished=epochs == budget)
+            state = Path(tmp) / "progress"
+            state.mkdir()
+            (state / "progress.json").write_text(json.dumps(progress))
+            monitor.count(TRIALS_EVALUATED)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(state))
+    monitor.count(TRIALS_COMPLETED)
 
 
 def run_study(study: StudyConfig, address: str | None = None):
@@ -161,16 +223,22 @@ def run_study(study: StudyConfig, address: str | None = None):
     if restoring:
         tuner = tune.Tuner.restore(str(root / study.name), trainable, resume_errored=True)
     else:
-        search_alg = None
+        search_alg, scheduler = None, None
         if study.search == "tpe":
             from ray.tune.search.optuna import OptunaSearch
 
             search_alg = OptunaSearch(metric=study.metric, mode="max")
+        if study.scheduler == "asha":
+            from ray.tune.schedulers import ASHAScheduler
+
+            max_t = max(resolve(study, s)["train"].epochs for s in study.corner_samples())
+            scheduler = ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=study.eval_every,
+                                      reduction_factor=study.asha_reduction)
         tuner = tune.Tuner(
             trainable,
             param_space=_param_space(study),
             tune_config=tune.TuneConfig(num_samples=study.num_samples, max_concurrent_trials=concurrent,
-                                        search_alg=search_alg, metric=study.metric, mode="max"),
+                                        search_alg=search_alg, scheduler=scheduler, metric=study.metric, mode="max"),
             run_config=tune.RunConfig(name=study.name, storage_path=str(root),
                                       failure_config=tune.FailureConfig(max_failures=study.max_failures)),
         )

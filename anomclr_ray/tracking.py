@@ -68,6 +68,8 @@ def experiment_id(uri: str, name: str, artifact_root: str | Path | None = None) 
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
+    if uri.startswith(("http://", "https://")):  # the server stores (or proxies) artifacts itself
+        return c.create_experiment(name)
     location = Path(artifact_root or "mlartifacts").resolve() / name
     return c.create_experiment(name, artifact_location=location.as_uri())
 
@@ -82,21 +84,30 @@ def start_parent_run(uri: str, exp_id: str, study: str, params: dict[str, Any]) 
 
 
 def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_name: str, params: dict[str, Any],
-              metrics: dict[str, float], curves: dict[str, list[float]], artifacts: list[Path]) -> str:
-    """One nested run per trial: flattened params, final metrics, per-step curves, artifact files."""
+              metrics: dict[str, float], step: int, curves: dict[str, dict[int, float]], artifacts: list[Path],
+              finished: bool) -> str:
+    """A trial's nested run: params once, then `metrics` at `step` (one call per evaluation, e.g. per ASHA
+    rung), per-step `curves` ({name: {step: value}}), artifact files (replaced by later calls).
+
+    The run is found by its trial id under this parent run, so a restored study never makes a second one.
+    """
     from mlflow.entities import Metric, Param
 
     c = client(uri)
     found = c.search_runs([exp_id], filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
                                                   f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
     if found:
-        return found[0].info.run_id
-    run = c.create_run(exp_id, run_name=trial_name, tags={"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id})
-    rid, now = run.info.run_id, int(time.time() * 1000)
-    ms = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-    ms += [Metric(k, float(v), now, step) for k, vals in curves.items() for step, v in enumerate(vals)]
-    c.log_batch(rid, metrics=ms, params=[Param(k, v[:6000]) for k, v in flatten(params).items()])
+        rid, new_params = found[0].info.run_id, []
+    else:
+        run = c.create_run(exp_id, run_name=trial_name, tags={"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id})
+        rid, new_params = run.info.run_id, [Param(k, v[:6000]) for k, v in flatten(params).items()]
+    now = int(time.time() * 1000)
+    ms = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    ms += [Metric(k, float(v), now, s) for k, vals in curves.items() for s, v in vals.items()]
+    for i in range(0, max(len(ms), len(new_params)), 900):  # MLflow takes at most 1000 metrics per batch
+        c.log_batch(rid, metrics=ms[i:i + 900], params=new_params[i:i + 900])
     for path in artifacts:
         c.log_artifact(rid, str(path))
-    c.set_terminated(rid)
+    if finished:
+        c.set_terminated(rid)
     return rid

@@ -37,15 +37,20 @@ def _nested_runs(study):
 
 
 @pytest.mark.slow
-def test_tiny_study_end_to_end_lands_in_mlflow(tmp_path):
+def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
+    """2 trials (AE-Raw and AnomCLR+ evaluated after each of 2 epochs) through Ray Tune + Ray Train + MLflow
+    on SQLite; then the report, read back from MLflow."""
+    from anomclr_ray.report import build_report
     from anomclr_ray.study import run_study
 
-    study = tiny_study(tmp_path)
+    study = replace(tiny_study(tmp_path), search_space={"train.loss": {"grid": ["ae_raw", "anomclr_plus"]}},
+                    eval_every=1)
     results = run_study(study)
     assert len(results) == 2 and not results.errors
     trials, parents = _nested_runs(study)
     assert len(parents) == 1 and len(trials) == 2
-    assert {r.data.params["train.mix"] for r in trials} == {"ao", "shift"}
+    assert {r.data.params["method"] for r in trials} == {"ae_raw", "anomclr_plus"}
+    c = client(study.tracking_uri)
     for r in trials:
         assert r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert r.data.params["model.model_dim"] == "16" and r.data.params["data.n_train"] == "300"
@@ -53,10 +58,61 @@ def test_tiny_study_end_to_end_lands_in_mlflow(tmp_path):
             for name in ("auc", "si", "eb_at_es"):
                 assert math.isfinite(r.data.metrics[f"{name}/{sig}"]), (name, sig)
         assert 0 < r.data.metrics["auc/mean"] < 1
-        history = client(study.tracking_uri).get_metric_history(r.info.run_id, "train/loss")
-        assert len(history) == 2
-        artifacts = {a.path for a in client(study.tracking_uri).list_artifacts(r.info.run_id)}
-        assert {"roc.png", "si.png", "trial_config.json"} <= artifacts
+        assert r.data.metrics["epoch"] == 2 and r.info.status == "FINISHED"
+        artifacts = {a.path for a in c.list_artifacts(r.info.run_id)}
+        assert {"roc.png", "si.png", "curves.npz", "trial_config.json"} <= artifacts
+        evaluations = [m.step for m in c.get_metric_history(r.info.run_id, "auc/mean")]
+        losses = c.get_metric_history(r.info.run_id, "train/loss")
+        if r.data.params["method"] == "ae_raw":  # no encoder: evaluated once, no training curve
+            assert evaluations == [2] and losses == []
+        else:  # evaluated after epoch 1 and 2 of one continued Ray Train run
+            assert evaluations == [1, 2] and [m.step for m in losses] == [0, 1]
+
+    out = build_report(study.tracking_uri, study.name, tmp_path / "report")
+    md = out.read_text()
+    table = md.split("| method |")[1].split("\n\n")[0]  # the AUC table
+    assert table.count("\n| AE-Raw |") == 1 and table.count("\n| AnomCLR+ |") == 1
+    best = max(trials, key=lambda r: r.data.metrics["auc/mean"])
+    assert f"auc/mean = {best.data.metrics['auc/mean']:.3f}" in md
+    for png in ("roc.png", "si.png"):
+        assert (tmp_path / "report" / png).stat().st_size > 20_000
+    csv = (tmp_path / "report" / "trials.csv").read_text().splitlines()
+    assert len(csv) == 3 and "metrics.auc/ato4l" in csv[0]
+
+
+@pytest.mark.slow
+def test_asha_evaluates_at_every_rung_and_only_stopped_trials_fall_short(tmp_path):
+    from anomclr_ray.study import run_study
+
+    study = replace(tiny_study(tmp_path), search_space={"train.seed": {"grid": [0, 1, 2, 3]}},
+                    train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3), eval_every=1, scheduler="asha")
+    results = run_study(study)
+    assert len(results) == 4 and not results.errors
+    trials, _ = _nested_runs(study)
+    assert len(trials) == 4
+    c = client(study.tracking_uri)
+    for r in trials:
+        steps = [m.step for m in c.get_metric_history(r.info.run_id, "auc/mean")]
+        assert steps == list(range(1, int(r.data.metrics["epoch"]) + 1))  # one evaluation per rung, in order
+        assert (r.info.status == "FINISHED") == (r.data.metrics["epoch"] == 3)
+    print("epochs reached:", sorted(r.data.metrics["epoch"] for r in trials))
+
+
+def test_ae_raw_trials_need_no_encoder_and_check_the_raw_input_dimension(tmp_path):
+    from anomclr_ray.study import evaluation_epochs, resolve
+
+    base = tiny_study(tmp_path)
+    cfgs = resolve(base, {"train.loss": "ae_raw"})
+    assert cfgs["method"] == "ae_raw" and cfgs["train"].loss == base.train.loss
+    assert resolve(base, {"train.loss": "clr"})["method"] == "clr"
+    # bottleneck 20 is too big for the 16-dim encoder but fine for the 133 raw inputs
+    with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):
+        replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"train.loss": {"grid": ["ae_raw", "clr"]}})
+    replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"train.loss": {"grid": ["ae_raw"]}})
+    with pytest.raises(ValueError, match="eval_every must be >= 0, and >= 1 for ASHA"):
+        replace(base, scheduler="asha")
+    assert evaluation_epochs(replace(base, eval_every=4), 10) == [4, 8, 10]
+    assert evaluation_epochs(base, 10) == [10]
 
 
 def test_impossible_configs_fail_before_ray_starts(tmp_path):

@@ -94,6 +94,8 @@ SIGNAL_LATEX = {
 
 # Background process labels, in the ADC2021 authors' order.
 PROCESS_LABELS = {"w": 0, "qcd": 1, "z": 2, "ttbar": 3}
+SIGNAL_TEXT = {"ato4l": "A→4ℓ", "leptoquark": "LQ→bτ", "h_tautau": "h⁰→ττ", "hc_taunu": "h±→τν"}  # Markdown, CSV
+
 PROCESS_LATEX = {"w": r"$W\to\ell\nu$", "qcd": "QCD", "z": r"$Z\to\ell\ell$", "ttbar": r"$t\bar t$"}
 
 

@@ -1,0 +1,181 @@
+"""Figures and tables for physicists, from numbers already computed: ROC and SI curves per signal,
+per-signal bars of a metric per ablation value (paper Fig. 2), metrics versus a number such as the
+representation dimension (Fig. 3), Markdown tables. Signal names in physics notation, one colour per
+method everywhere. Reading the numbers (from MLflow) is report.py's job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .events import layout as L
+from .metrics import Roc, significance_improvement
+
+METHOD_COLORS = {"ae_raw": "#444444", "clr": "#1f77b4", "anomclr": "#d62728", "anomclr_plus": "#2ca02c"}
+METHOD_LABELS = {"ae_raw": "AE-Raw", "clr": "CLR", "anomclr": "AnomCLR", "anomclr_plus": "AnomCLR+"}
+METRIC_LABELS = {"auc": "AUC", "si": r"SI = $\epsilon_S/\sqrt{\epsilon_B}$ at $\epsilon_S$ = 0.3",
+                 "eb_at_es": r"$\epsilon_B$ at $\epsilon_S$ = 0.3"}
+AXIS_LABELS = {"method": "method", "train.mix": "anomaly augmentation mix", "model.model_dim": "representation dimension",
+               "score.bottleneck": "AE bottleneck dimension", "train.temperature": r"temperature $\tau$",
+               "train.learning_rate": "learning rate", "train.batch_size": "batch size"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ordered_signals(signals) -> list[str]:
+    return sorted(set(signals), key=list(L.SIGNALS).index)
+
+
+def plot_curves(curves: dict[str, dict[str, Roc]], out_dir: str | Path) -> list[Path]:
+    """curves[method][signal] -> roc.png (1/eps_B vs eps_S) and si.png (eps_S / sqrt(eps_B) vs eps_S)."""
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    signals = _ordered_signals(s for c in curves.values() for s in c)
+    paths = []
+    for kind in ("roc", "si"):
+        fig, axes = plt.subplots(1, len(signals), figsize=(4 * len(signals), 3.6), squeeze=False)
+        for ax, sig in zip(axes[0], signals):
+            for method, per_sig in curves.items():
+                if sig not in per_sig:
+                    continue
+                c = per_sig[sig]
+                color, label = METHOD_COLORS.get(method), METHOD_LABELS.get(method, method)
+                if kind == "roc":
+                    keep = c.eps_b > 0
+                    ax.plot(c.eps_s[keep], 1 / c.eps_b[keep], color=color, label=label)
+                    ax.set_yscale("log")
+                    ax.set_ylabel(r"background rejection $1/\epsilon_B$")
+                else:
+                    es, si = significance_improvement(c, min_eps_b=1e-3)
+                    ax.plot(es, si, color=color, label=label)
+                    ax.set_ylabel(r"SI = $\epsilon_S/\sqrt{\epsilon_B}$")
+            ax.set_xlabel(r"signal efficiency $\epsilon_S$")
+            ax.set_title(L.SIGNAL_LATEX.get(sig, sig))
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"{kind}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def metrics_table(summaries: dict[str, dict[str, dict[str, float]]], metric: str = "auc",
+                  first_column: str = "method") -> str:
+    """Markdown table: rows = methods (or any labels), columns = signals, cells = mean ± std of `metric`."""
+    signals = [s for s in L.SIGNALS if any(s in v for v in summaries.values())]
+    head = f"| {first_column} | " + " | ".join(L.SIGNAL_TEXT[s] for s in signals) + " |"
+    rows = [head, "|" + " --- |" * (len(signals) + 1)]
+    for method, per_sig in summaries.items():
+        cells = [f"{per_sig[s][metric]:.3f} ± {per_sig[s][metric + '_std']:.3f}" if s in per_sig else "—" for s in signals]
+        rows.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def plot_bars(summaries: dict[str, dict[str, dict[str, float]]], path: str | Path, title: str,
+              metrics: tuple[str, ...] = ("auc", "si")) -> Path:
+    """Paper Fig. 2: per signal, one bar per group (e.g. augmentation mix) with its std as error bar.
+
+    summaries[group][signal] = {metric: mean, metric + "_std": std}.
+    """
+    plt = _pyplot()
+    groups = list(summaries)
+    signals = _ordered_signals(s for v in summaries.values() for s in v)
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(2.2 * len(signals) + 2, 3.2 * len(metrics)), squeeze=False)
+    width = 0.8 / len(groups)
+    x = np.arange(len(signals))
+    for ax, metric in zip(axes[:, 0], metrics):
+        for i, g in enumerate(groups):
+            mean = [summaries[g].get(s, {}).get(metric, np.nan) for s in signals]
+            std = [summaries[g].get(s, {}).get(metric + "_std", 0.0) for s in signals]
+            ax.bar(x + (i - (len(groups) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
+                   label=METHOD_LABELS.get(g, g), color=METHOD_COLORS.get(g, f"C{i}"))
+        ax.set_xticks(x, [L.SIGNAL_LATEX[s] for s in signals])
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        if metric == "auc":
+            ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+            ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_title(title)
+    axes[0, 0].legend(fontsize=8, ncol=min(len(groups), 6))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_versus(series: dict[float, dict[str, dict[str, float]]], path: str | Path, xlabel: str,
+                metrics: tuple[str, ...] = ("auc", "si"), log_x: bool = True) -> Path:
+    """Paper Fig. 3: each metric per signal versus a number (e.g. the representation dimension), ± std.
+
+    series[x][signal] = {metric: mean, metric + "_std": std}.
+    """
+    plt = _pyplot()
+    xs = sorted(series)
+    signals = _ordered_signals(s for v in series.values() for s in v)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for i, s in enumerate(signals):
+            mean = np.array([series[x].get(s, {}).get(metric, np.nan) for x in xs])
+            std = np.array([series[x].get(s, {}).get(metric + "_std", 0.0) for x in xs])
+            ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, label=L.SIGNAL_LATEX[s], color=f"C{i}")
+        if log_x:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+
+def plot_search(points: dict[str, list[tuple[str, float, bool]]], path: str | Path, metric: str) -> Path:
+    """A search's trials: `metric` versus each varied parameter, one panel per parameter.
+
+    points[param] = [(value as text, metric, whether the trial ran its whole budget), ...]; numbers
+    are placed on a log axis when they span a factor of 8 or more, other values as categories.
+    """
+    plt = _pyplot()
+    params = list(points)
+    cols = min(4, len(params))
+    rows = -(-len(params) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax, param in zip(axes.flat, params):
+        values = [v for v, _, _ in points[param]]
+        try:
+            xs = np.array([float(v) for v in values])
+            if xs.min() > 0 and xs.max() / xs.min() >= 8:
+                ax.set_xscale("log")
+        except ValueError:
+            cats = sorted(set(values))
+            xs = np.array([cats.index(v) for v in values], float)
+            ax.set_xticks(range(len(cats)), [METHOD_LABELS.get(c, c) for c in cats], rotation=30)
+        ys = np.array([m for _, m, _ in points[param]])
+        full = np.array([c for _, _, c in points[param]], bool)
+        ax.scatter(xs[full], ys[full], color="C0", label="whole budget")
+        ax.scatter(xs[~full], ys[~full], color="C1", marker="x", label="stopped early / running")
+        ax.set_xlabel(AXIS_LABELS.get(param, param))
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(params):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

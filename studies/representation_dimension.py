@@ -1,0 +1,24 @@
+"""Representation dimension (paper Fig. 3): AUC and SI versus the encoder's model dimension.
+
+    python studies/representation_dimension.py --smoke
+    python studies/representation_dimension.py
+    python studies/representation_dimension.py --paper --address auto --gpu
+
+The model, feed-forward and output (head) dimensions move together; 4 heads divide every value.
+"""
+
+from anomclr_ray import study_script
+from anomclr_ray.study import StudyConfig
+
+
+def main() -> None:
+    args = study_script.parser(__doc__).parse_args()
+    dims = [8, 16, 32] if args.smoke else [8, 16, 32, 64, 128]
+    seeds = [0] if args.smoke else [0, 1]
+    study = StudyConfig(search_space={"model.model_dim": {"grid": dims}, "train.seed": {"grid": seeds}},
+                        **study_script.base(args, "representation_dimension", loss="anomclr_plus"))
+    study_script.run(study, args)
+
+
+if __name__ == "__main__":
+    main()
