@@ -130,16 +130,38 @@ def _report(args: argparse.Namespace) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     import os
+    import subprocess
 
-    from .tracking import absolute_uri
+    from .tracking import absolute_uri, check_tracking, client
+    from .ui import LOOPBACK, render, ui_command, view_url, wait_until_up
 
     uri = absolute_uri(args.tracking_uri)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    check_tracking(uri)
+    exp_id = None
+    if args.experiment:
+        exp = client(uri).get_experiment_by_name(args.experiment)
+        if exp is None:
+            raise ValueError(f"MLflow experiment {args.experiment!r} not found in {uri}")
+        exp_id = exp.experiment_id
+    if args.screenshot:
+        if exp_id is None:
+            raise ValueError("--screenshot needs --experiment")
+        with subprocess.Popen(ui_command(uri, "127.0.0.1", args.port), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) as proc:
+            try:
+                wait_until_up("127.0.0.1", args.port, proc)
+                render(view_url("127.0.0.1", args.port, exp_id), args.screenshot, args.width, args.height)
+            finally:
+                proc.terminate()
+        print(f"wrote {args.screenshot}")
+        return 0
+    if args.host not in LOOPBACK:
         print(f"anomclr ui: warning: serving on {args.host}: anyone who reaches this address sees and can change "
               "the runs; prefer 127.0.0.1 and an SSH tunnel", file=sys.stderr)
-    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}", flush=True)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
-    os.execv(sys.executable, cmd)  # replaces this process: Ctrl-C stops the UI
+    where = view_url(args.host, args.port, exp_id) if exp_id else f"http://{args.host}:{args.port}"
+    print(f"MLflow UI for {uri}: {where}", flush=True)
+    cmd = ui_command(uri, args.host, args.port)
+    os.execv(cmd[0], cmd)  # replaces this process: Ctrl-C stops the UI
     return 0
 
 
@@ -221,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
     u.add_argument("--host", default="127.0.0.1", help="bind address (other than loopback: anyone reaching it sees the runs)")
     u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--experiment", default=None, help="print the URL of this study's trial table")
+    u.add_argument("--screenshot", type=Path, default=None, help="render the trial table to this PNG and exit")
+    u.add_argument("--width", type=int, default=2000)
+    u.add_argument("--height", type=int, default=700)
     u.set_defaults(func=_ui)
 
     v = sub.add_parser("validate", help="check ADC2021 HDF5 files (keys, shapes, class ids, padding, cuts)")

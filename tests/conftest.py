@@ -20,3 +20,39 @@ def background_sample() -> np.ndarray:
     """2000 real (generated) background events from the shipped default data."""
     with EventFile(DEFAULT_DATA / L.FILE_NAMES[L.BACKGROUND]) as f:
         return f.read(0, 2000)
+
+
+AUC_EXAMPLE = {"ato4l": 0.9, "leptoquark": 0.8, "h_tautau": 0.7, "hc_taunu": 0.6}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log_synthetic_study(uri: str, name: str, trials: list[dict], tmp: Path) -> str:
+    """A study's MLflow records without training: each trial dict gives `params` (flat, as the study logs
+    them), `auc` (per-signal AUCs), and optionally `epoch` / `budget`. Returns the experiment id."""
+    from anomclr_ray.metrics import roc, save_curves
+    from anomclr_ray.tracking import experiment_id, log_trial, start_parent_run
+
+    exp = experiment_id(uri, name, tmp / "mlartifacts")
+    parent = start_parent_run(uri, exp, name, {"name": name})
+    rng = np.random.default_rng(0)
+    for i, t in enumerate(trials):
+        metrics = {"epoch": t.get("epoch", 2)}
+        for sig, a in t["auc"].items():
+            metrics |= {f"auc/{sig}": a, f"auc_std/{sig}": 0.01, f"si/{sig}": 2 * a, f"si_std/{sig}": 0.02,
+                        f"eb_at_es/{sig}": 1 - a, f"eb_at_es_std/{sig}": 0.01}
+        metrics["auc/mean"] = float(np.mean(list(t["auc"].values())))
+        metrics["si/mean"] = 2 * metrics["auc/mean"]
+        curves_file = tmp / f"curves_{i}" / "curves.npz"
+        curves_file.parent.mkdir(parents=True, exist_ok=True)
+        save_curves({s: roc(rng.normal(0, 1, 500), rng.normal(a, 1, 200)) for s, a in t["auc"].items()}, curves_file)
+        params = {**t["params"], "train": {"epochs": t.get("budget", 2), **t["params"].get("train", {})}}
+        log_trial(uri, exp, parent, f"trial_{i:05d}", f"trial {i}", params, metrics, metrics["epoch"], {},
+                  [curves_file], finished=metrics["epoch"] >= params["train"]["epochs"])
+    return exp

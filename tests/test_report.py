@@ -1,0 +1,71 @@
+"""Reports read from a real MLflow store (SQLite here; a tracking server in test_tracking_server.py)."""
+
+import re
+
+import numpy as np
+import pytest
+from conftest import AUC_EXAMPLE as AUC
+from conftest import log_synthetic_study
+
+from anomclr_ray.report import build_report, group_summary, read_trials
+
+def shifted(delta):
+    return {s: a + delta for s, a in AUC.items()}
+
+
+def test_mix_ablation_report_has_bars_with_seed_error_bars_and_a_row_per_mix(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    trials = [{"params": {"method": "anomclr_plus", "train": {"mix": mix, "seed": seed}}, "auc": shifted(d + 0.02 * seed)}
+              for mix, d in (("ao", 0.0), ("cs", 0.05)) for seed in (0, 1)]
+    trials.append({"params": {"method": "anomclr_plus", "train": {"mix": "shift", "seed": 0}}, "auc": AUC,
+                   "epoch": 1})  # still running: in the CSV and the trial table, not in the figures
+    log_synthetic_study(uri, "abl", trials, tmp_path)
+    out = build_report(uri, "abl", tmp_path / "rep")
+    md = out.read_text()
+    assert "5 trials, 4 evaluated after their whole budget, 1 running or stopped early" in md
+    mix_table = md.split("| train.mix |")[1].split("\n\n")[0].splitlines()
+    rows = {r.split("|")[1].strip(): r for r in mix_table[2:]}
+    assert set(rows) == {"ao", "cs"}
+    # ao: seeds give 0.90 and 0.92 for A->4l: mean 0.910, std over the two seeds 0.010
+    assert "| 0.910 ± 0.010 |" in rows["ao"] and "| 0.960 ± 0.010 |" in rows["cs"]
+    assert (tmp_path / "rep" / "by_train.mix.png").stat().st_size > 20_000
+    assert (tmp_path / "rep" / "roc.png").stat().st_size > 20_000
+    assert len((tmp_path / "rep" / "trials.csv").read_text().splitlines()) == 6
+    assert len(re.findall(r"^\| trial \d+ \|", md, re.M)) == 5  # every trial in the table, the running one too
+
+
+def test_dimension_study_plots_metrics_versus_dimension(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    trials = [{"params": {"method": "anomclr_plus", "model": {"model_dim": d}}, "auc": shifted(0.01 * k)}
+              for k, d in enumerate((8, 16, 32, 64))]
+    log_synthetic_study(uri, "dims", trials, tmp_path)
+    md = build_report(uri, "dims", tmp_path / "rep").read_text()
+    assert "![model.model_dim](vs_model.model_dim.png)" in md
+    assert (tmp_path / "rep" / "vs_model.model_dim.png").stat().st_size > 20_000
+
+
+def test_group_summary_uses_ae_seed_std_for_a_single_trial(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    log_synthetic_study(uri, "one", [{"params": {"method": "clr"}, "auc": AUC}], tmp_path)
+    s = group_summary(read_trials(uri, "one"), "method")["clr"]["ato4l"]
+    assert s["auc"] == pytest.approx(0.9) and s["auc_std"] == pytest.approx(0.01) and s["n"] == 1
+
+
+def test_unknown_experiment_names_the_ones_there(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    log_synthetic_study(uri, "real_study", [{"params": {"method": "clr"}, "auc": AUC}], tmp_path)
+    with pytest.raises(ValueError, match=r"experiment 'nope' not found in .*experiments there: .*real_study"):
+        build_report(uri, "nope", tmp_path / "rep")
+
+
+def test_search_report_plots_the_objective_against_each_parameter(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    rng = np.random.default_rng(1)
+    trials = [{"params": {"method": m, "train": {"temperature": float(t), "learning_rate": float(lr), "mix": mix}},
+               "auc": shifted(float(rng.uniform(-0.05, 0.05)))}
+              for m, t, lr, mix in zip(["clr", "anomclr", "anomclr_plus"] * 2, rng.uniform(0.05, 1, 6),
+                                       rng.uniform(1e-5, 1e-3, 6), ["ao", "cs"] * 3)]
+    log_synthetic_study(uri, "hpo", trials, tmp_path)
+    md = build_report(uri, "hpo", tmp_path / "rep").read_text()
+    assert "![search](search.png)" in md and "## By " not in md
+    assert (tmp_path / "rep" / "search.png").stat().st_size > 20_000
