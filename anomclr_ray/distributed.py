@@ -11,6 +11,7 @@ same storage path and name resumes from its latest checkpoint.
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,12 +74,14 @@ def _worker_loop(config: dict) -> None:
 
     monitor = TrainMonitor(config["run"])
     for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
         history.append(train_epoch(model, opt, data, pre, cfg, epoch, rank, world, mean_over_workers, monitor.batch))
+        seconds = time.perf_counter() - t0
         monitor.epoch_done(epoch, history[-1])
         last = epoch == cfg.epochs - 1
         if not (last or (epoch + 1) % config["checkpoint_every"] == 0):
             continue
-        metrics = {"epoch": epoch, "loss": history[-1], "loss_history": list(history)}
+        metrics = {"epoch": epoch, "loss": history[-1], "loss_history": list(history), "epoch_seconds": seconds}
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:

@@ -1,10 +1,9 @@
-"""Benchmark the method core: augmentations, losses, training throughput (CPU; CUDA too when present).
+"""Benchmark the method core: augmentations and single-device training throughput (CPU; CUDA too).
 
     python studies/bench_method.py [--device auto|cpu|cuda]
 
 Targets (issue 3): every augmentation >= 500k events/s at B = 100k on CPU and >= 25x a per-event
-Python loop over the same work; anomclr_plus_loss < 5 ms and clr_loss < 50 ms forward + backward at
-B = 1024, D = 128 on CPU.
+Python loop over the same work. Losses: studies/bench_losses.py; DDP: studies/bench_pretrain.py.
 """
 
 import argparse
@@ -19,7 +18,6 @@ from anomclr_ray import augment as A
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.dataset import DataConfig, load_dataset
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.losses import anomclr_loss, anomclr_plus_loss, clr_loss
 from anomclr_ray.model import Encoder, ModelConfig
 from anomclr_ray.pretrain import TrainConfig, choose_device, train_epoch
 
@@ -84,14 +82,6 @@ def main() -> None:
         rate = len(x) / timed(lambda: fn(x, generator=g), sync=sync)
         print(f"  {name:<16} {rate / 1e3:9.0f} k events/s  ({rate / loop_rate:5.0f}x the per-event loop)")
     print(f"  per-event Python loop (physical, numpy): {loop_rate / 1e3:.1f} k events/s")
-
-    print(f"losses, forward + backward, D = 128 ({device}):")
-    for b in (256, 1024, 4096):
-        h, hp, ha = (torch.randn(b, 128, device=device, requires_grad=True) for _ in range(3))
-        for name, fn in [("clr", lambda: clr_loss(h, hp, 0.1)), ("anomclr", lambda: anomclr_loss(h, hp, ha, 0.1)),
-                         ("anomclr_plus", lambda: anomclr_plus_loss(h, hp, ha, 0.1))]:
-            t = timed(lambda: fn().backward(), repeat=10, sync=sync)
-            print(f"  B = {b:<5} {name:<13} {t * 1e3:8.2f} ms")
 
     cfg = TrainConfig(batch_size=256)
     pre = Preprocessor.fit(data.train)
