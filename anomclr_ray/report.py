@@ -146,6 +146,36 @@ def _trials_table(trials: list[Trial], axes: list[str], metric: str) -> str:
     return "\n".join(rows)
 
 
+def _method_section(done: list[Trial]) -> list[str]:
+    by_method = _method_order(group_summary(done, "method"))
+    n_per = ", ".join(f"{METHOD_LABELS.get(m, m)} {next(iter(v.values()))['n']}" for m, v in by_method.items())
+    return ["## Per method (Table 2)", "", f"Mean ± std over trials (trials per method: {n_per}).", "",
+            "AUC", "", metrics_table(by_method, "auc"), "", "SI at ε_S = 0.3", "", metrics_table(by_method, "si"), ""]
+
+
+def _search_section(trials: list[Trial], params: list[str], metric: str, out: Path) -> list[str]:
+    points = {a: [(t.params[a], t.metrics[metric], t.complete) for t in trials if metric in t.metrics]
+              for a in ["method", *params]}
+    plot_search(points, out / "search.png", metric)
+    return ["## Search", "", f"{metric} of every trial (last evaluation) against each parameter.", "",
+            "![search](search.png)", ""]
+
+
+def _axis_section(done: list[Trial], axis: str, others: list[str], out: Path) -> list[str]:
+    """Fig. 2 bars for a categorical parameter, Fig. 3 lines for a number with more than two values."""
+    summaries = group_summary(done, axis)
+    numbers = _as_number(list(summaries))
+    label = AXIS_LABELS.get(axis, axis)
+    if numbers is not None and len(numbers) > 2:
+        positive = min(numbers) > 0 and max(numbers) / min(numbers) >= 8
+        path = plot_versus(dict(zip(numbers, summaries.values())), out / f"vs_{axis}.png", label, log_x=positive)
+    else:
+        path = plot_bars(summaries, out / f"by_{axis}.png", f"by {label}")
+    note = f" Averaged over the other varied parameters ({', '.join(others)})." if others else ""
+    return [f"## By `{axis}`", "", f"Mean ± std over trials.{note}", "", f"![{axis}]({path.name})", "",
+            metrics_table(summaries, "auc", axis), ""]
+
+
 def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = "auc/mean") -> Path:
     """Write the report of one study (MLflow experiment) to `out_dir`; returns the Markdown file."""
     out = Path(out_dir)
@@ -158,45 +188,23 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = "
           f"after their whole budget, {len(trials) - len(done)} running or stopped early. All trials: `trials.csv`.", ""]
     if not done:
         md.append("No trial has finished its budget yet.")
-        (out / "report.md").write_text("\n".join(md) + "\n")
-        return out / "report.md"
-    axes = varying(done)
-    ablations = [a for a in axes if a not in SEEDS and len({t.params[a] for t in done}) <= 12]
-    best = max(done, key=lambda t: t.metrics.get(metric, -np.inf))
-    md += ["## Best trial", "", f"`{best.name}` ({METHOD_LABELS.get(best.method, best.method)}): {metric} = "
-           f"{best.metrics.get(metric, float('nan')):.3f}" + "".join(f", `{a}` = {best.params[a]}" for a in axes), ""]
-    by_method = _method_order(group_summary(done, "method"))
-    n_per = ", ".join(f"{METHOD_LABELS.get(m, m)} {next(iter(v.values()))['n']}" for m, v in by_method.items())
-    md += ["## Per method (Table 2)", "", f"Mean ± std over trials (trials per method: {n_per}).", "",
-           "AUC", "", metrics_table(by_method, "auc"), "", "SI at ε_S = 0.3", "", metrics_table(by_method, "si"), ""]
-    search = [a for a in varying(trials) if a not in SEEDS and a != "method"]
-    if len(search) > 2:  # a search, not an ablation: the objective against each parameter, all trials
-        points = {a: [(t.params[a], t.metrics[metric], t.complete) for t in trials if metric in t.metrics]
-                  for a in ["method", *search]}
-        plot_search(points, out / "search.png", metric)
-        md += ["## Search", "", f"{metric} of every trial (last evaluation) against each parameter.", "",
-               "![search](search.png)", ""]
-        ablations = []
-    for axis in ablations:
-        if axis == "method":
-            continue
-        summaries = group_summary(done, axis)
-        numbers = _as_number(list(summaries))
-        others = [a for a in axes if a != axis and a not in SEEDS]
-        note = f" Averaged over the other varied parameters ({', '.join(others)})." if others else ""
-        md += [f"## By `{axis}`", "", f"Mean ± std over trials.{note}", ""]
-        if numbers is not None and len(numbers) > 2:
-            series = {x: v for x, v in zip(numbers, summaries.values())}
-            positive = min(numbers) > 0 and max(numbers) / min(numbers) >= 8
-            path = plot_versus(series, out / f"vs_{axis}.png", AXIS_LABELS.get(axis, axis), log_x=positive)
+    else:
+        axes = varying(done)
+        best = max(done, key=lambda t: t.metrics.get(metric, -np.inf))
+        md += ["## Best trial", "", f"`{best.name}` ({METHOD_LABELS.get(best.method, best.method)}): {metric} = "
+               f"{best.metrics.get(metric, float('nan')):.3f}" + "".join(f", `{a}` = {best.params[a]}" for a in axes), ""]
+        md += _method_section(done)
+        searched = [a for a in varying(trials) if a not in SEEDS and a != "method"]
+        if len(searched) > 2:  # a search, not an ablation: the objective against each parameter
+            md += _search_section(trials, searched, metric, out)
         else:
-            path = plot_bars(summaries, out / f"by_{axis}.png", f"by {AXIS_LABELS.get(axis, axis)}")
-        md += [f"![{axis}]({path.name})", "", metrics_table(summaries, "auc", axis), ""]
-    with tempfile.TemporaryDirectory() as tmp:
-        curves = _best_curves(uri, done, metric, Path(tmp))
-    if curves:
-        plot_curves(curves, out)
-        md += ["## ROC and SI of the best trial per method", "", "![ROC](roc.png)", "", "![SI](si.png)", ""]
-    md += ["## All trials", "", _trials_table(trials, axes, metric), ""]
+            ablations = [a for a in axes if a not in (*SEEDS, "method") and len({t.params[a] for t in done}) <= 12]
+            for axis in ablations:
+                md += _axis_section(done, axis, [a for a in axes if a not in (*SEEDS, axis)], out)
+        with tempfile.TemporaryDirectory() as tmp:
+            if curves := _best_curves(uri, done, metric, Path(tmp)):
+                plot_curves(curves, out)
+                md += ["## ROC and SI of the best trial per method", "", "![ROC](roc.png)", "", "![SI](si.png)", ""]
+        md += ["## All trials", "", _trials_table(trials, axes, metric), ""]
     (out / "report.md").write_text("\n".join(md) + "\n")
     return out / "report.md"

@@ -184,7 +184,7 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
             files.append(Path(tmp) / "trial_config.json")
             files[-1].write_text(json.dumps({**params, "checkpoint": checkpoint}, indent=2))
             log_trial(study.tracking_uri, exp_id, parent_run_id, trial_id, trial_name, params, metrics, epochs,
-                      curves, files, finished=epochs == budget)
+                      curves, files, finished=epochs == budget, start_time=time.time() - wall)
             state = Path(tmp) / "progress"
             state.mkdir()
             (state / "progress.json").write_text(json.dumps(progress))

@@ -103,9 +103,10 @@ def set_study_view(uri: str, exp_id: str, parent_run_id: str) -> None:
 
 def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_name: str, params: dict[str, Any],
               metrics: dict[str, float], step: int, curves: dict[str, dict[int, float]], artifacts: list[Path],
-              finished: bool) -> str:
+              finished: bool, start_time: float | None = None) -> str:
     """A trial's nested run: params once, then `metrics` at `step` (one call per evaluation, e.g. per ASHA
     rung), per-step `curves` ({name: {step: value}}), artifact files (replaced by later calls).
+    `start_time` (Unix seconds) is when the trial started, for the run's duration.
 
     The run is found by its trial id under this parent run, so a restored study never makes a second one.
     """
@@ -117,7 +118,8 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
     if found:
         rid, new_params = found[0].info.run_id, []
     else:
-        run = c.create_run(exp_id, run_name=trial_name, tags={"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id})
+        run = c.create_run(exp_id, run_name=trial_name, tags={"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id},
+                           start_time=int(1000 * start_time) if start_time else None)
         rid, new_params = run.info.run_id, [Param(k, v[:6000]) for k, v in flatten(params).items()]
     now = int(time.time() * 1000)
     ms = [Metric(k, float(v), now, step) for k, v in metrics.items()]

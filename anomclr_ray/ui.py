@@ -59,5 +59,10 @@ def render(url: str, png: str | Path | None = None, width: int = 1600, height: i
             f"--virtual-time-budget={wait_ms}", f"--window-size={width},{height}"]
     dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=180, check=True).stdout
     if png is not None:
-        subprocess.run([*base, f"--screenshot={Path(png).resolve()}", url], capture_output=True, timeout=180, check=True)
+        png = Path(png).resolve()
+        png.parent.mkdir(parents=True, exist_ok=True)
+        png.unlink(missing_ok=True)
+        subprocess.run([*base, f"--screenshot={png}", url], capture_output=True, timeout=180, check=True)
+        if not png.exists():
+            raise RuntimeError(f"Chromium wrote no screenshot to {png}")
     return dom
