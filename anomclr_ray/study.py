@@ -29,12 +29,12 @@ from .evaluate import evaluate, raw_inputs
 from .events import layout as L
 from .events.dataset import DataConfig, check_data, load_dataset
 from .events.preprocess import N_INPUT_FEATURES, Preprocessor
+from .figures import plot_curves
 from .metrics import save_curves
 from .model import ModelConfig
 from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
 from .pretrain import TrainConfig, check_batch_size, choose_device, represent
 from .raycluster import connect
-from .figures import plot_curves
 from .score import ScoreConfig
 from .tracking import DEFAULT_TRACKING_URI, absolute_uri, check_tracking, experiment_id, log_trial, start_parent_run
 
