@@ -1,8 +1,10 @@
 """The study runs against an existing `ray start --head` cluster (token authentication on)."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,29 @@ RAY = str(Path(sys.executable).parent / "ray")
 PORT = 6391
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Stop the head started by this test and everything it spawned (its process group): unlike
+    `ray stop`, this leaves any other Ray on the machine alone."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        time.sleep(grace)
+
+
 @pytest.mark.slow
 def test_study_runs_on_a_ray_start_cluster(tmp_path):
     ray.shutdown()  # earlier tests may have left a local instance in this process
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    subprocess.run([RAY, "start", "--head", f"--port={PORT}", "--num-cpus=2", "--include-dashboard=false",
-                    "--disable-usage-stats"], env=env, check=True, capture_output=True)
+    head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={PORT}", "--num-cpus=2",
+                             "--include-dashboard=false", "--disable-usage-stats"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "head.log", "w"))
     try:
+        deadline = time.time() + 90
+        while subprocess.run([RAY, "status", f"--address=127.0.0.1:{PORT}"], env=env, capture_output=True).returncode:
+            assert time.time() < deadline and head.poll() is None, (tmp_path / "head.log").read_text()[-2000:]
+            time.sleep(2)
         study = tiny_study(tmp_path)
         results = run_study(study, address=f"127.0.0.1:{PORT}")
         assert ray.get_runtime_context().gcs_address.endswith(f":{PORT}")  # used the cluster, not a new one
@@ -29,4 +47,4 @@ def test_study_runs_on_a_ray_start_cluster(tmp_path):
         assert len(_nested_runs(study)[0]) == 2
     finally:
         ray.shutdown()
-        subprocess.run([RAY, "stop", "--force"], capture_output=True)
+        _stop_group(head)
