@@ -34,7 +34,13 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (one per study)")
     p.add_argument("--workers", type=int, default=1, help="DDP workers per trial")
     p.add_argument("--gpu", action="store_true", help="one GPU per DDP worker")
+    p.add_argument("--seeds", type=int, nargs="+", help="CLR seeds of a grid study (default: the script's)")
     return p
+
+
+def seeds(args: argparse.Namespace, default: list[int]) -> list[int]:
+    """The CLR seeds a grid study runs: --seeds, else one seed at --smoke, else the script's default."""
+    return args.seeds or ([0] if args.smoke else default)
 
 
 def base(args: argparse.Namespace, name: str, **train: Any) -> dict[str, Any]:

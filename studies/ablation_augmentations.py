@@ -13,7 +13,7 @@ MIXES = ["ao", "cs", "shift", "all"]
 
 def main() -> None:
     args = study_script.parser(__doc__).parse_args()
-    seeds = [0] if args.smoke else [0, 1, 2]
+    seeds = study_script.seeds(args, [0, 1, 2])
     study = StudyConfig(search_space={"train.mix": {"grid": MIXES}, "train.seed": {"grid": seeds}},
                         **study_script.base(args, "ablation_augmentations", loss="anomclr_plus"))
     study_script.run(study, args)

@@ -31,7 +31,7 @@ def per_process_rates(n: dict[str, int]) -> dict[str, float]:
 
 
 def wall_time(workers: int, cfg: GenerationConfig) -> float:
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         with tempfile.TemporaryDirectory() as cache:
             t = time.perf_counter()

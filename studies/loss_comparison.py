@@ -15,7 +15,7 @@ METHODS = ["ae_raw", "clr", "anomclr", "anomclr_plus"]
 
 def main() -> None:
     args = study_script.parser(__doc__).parse_args()
-    seeds = [0] if args.smoke else [0, 1, 2]
+    seeds = study_script.seeds(args, [0, 1, 2])
     study = StudyConfig(search_space={"train.loss": {"grid": METHODS}, "train.seed": {"grid": seeds}},
                         **study_script.base(args, "loss_comparison", mix="all"))
     study_script.run(study, args)

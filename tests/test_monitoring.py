@@ -50,7 +50,7 @@ def test_training_exports_its_metrics_to_rays_prometheus_endpoint(tmp_path):
         from anomclr_ray.events.dataset import DataConfig
         from anomclr_ray.model import ModelConfig
         from anomclr_ray.pretrain import TrainConfig
-        ray.init(num_cpus=2, include_dashboard=False, _metrics_export_port={port})
+        ray.init(address="local", num_cpus=2, include_dashboard=False, _metrics_export_port={port})
         pretrain_distributed(DataConfig(n_train=600, n_test=1, n_test_signal=1), ModelConfig(model_dim=16, heads=2, layers=1),
                              TrainConfig(epochs=3, batch_size=100), ScalingSpec(), {str(tmp_path)!r}, "scraped")
         deadline = time.time() + 60

@@ -1,9 +1,13 @@
-"""The study runs against an existing `ray start --head` cluster (token authentication on)."""
+"""The study runs against an existing `ray start --head` cluster (token authentication on); without an
+address, scripts join the cluster `ray start` recorded, or start their own when that record is stale."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -11,6 +15,7 @@ import pytest
 import ray
 
 from anomclr_ray.study import run_study
+from conftest import free_port
 from test_study import _nested_runs, tiny_study
 
 RAY = str(Path(sys.executable).parent / "ray")
@@ -32,7 +37,8 @@ def _stop_group(proc: subprocess.Popen) -> None:
 def test_study_runs_on_a_ray_start_cluster(tmp_path):
     ray.shutdown()  # earlier tests may have left a local instance in this process
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={PORT}", "--num-cpus=2",
+    temp_dir = tempfile.mkdtemp(prefix="ray")  # short (socket paths), and keeps /tmp/ray/ray_current_cluster untouched
+    head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={PORT}", "--num-cpus=2", f"--temp-dir={temp_dir}",
                              "--include-dashboard=false", "--disable-usage-stats"], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "head.log", "w"))
     try:
@@ -48,3 +54,25 @@ def test_study_runs_on_a_ray_start_cluster(tmp_path):
     finally:
         ray.shutdown()
         _stop_group(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_stale_cluster_record_starts_a_local_instance():
+    """A killed `ray start` leaves its address in ray_current_cluster: connect() must not try to join it."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray"))  # short: Ray's socket paths live under it
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}")  # nothing listens there
+    script = textwrap.dedent("""
+        import ray
+        from anomclr_ray.raycluster import connect
+        assert connect(num_cpus=1)
+        print("CPUS", ray.cluster_resources()["CPU"])
+    """)
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
+    env.pop("RAY_ADDRESS", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "CPUS 1.0" in out.stdout
+    assert "nothing answers at 127.0.0.1" in out.stderr
