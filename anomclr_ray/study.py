@@ -193,6 +193,20 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
     monitor.count(TRIALS_COMPLETED)
 
 
+# A trial's own process (Tune's function trainable: it starts Ray Train, then scores) reserves memory but
+# no CPU, so that the Train workers' CPUs add up to the cluster's: with any CPU here, two 1-CPU trials on
+# a 2-CPU machine would need 2.02 CPUs and train one at a time.
+TRIAL_DRIVER_RESOURCES = {"cpu": 0, "memory": 512 * 2**20}
+
+
+def concurrent_trials(scaling: ScalingSpec, cluster: dict[str, float]) -> int:
+    """How many trials' Train worker groups fit on the cluster at once (at least one)."""
+    fits = cluster.get("CPU", 1) // (scaling.num_workers * scaling.cpus_per_worker)
+    if scaling.use_gpu:
+        fits = min(fits, cluster.get("GPU", 0) // scaling.num_workers)
+    return max(1, int(fits))
+
+
 def run_study(study: StudyConfig, address: str | None = None):
     """Run (or resume) the study; returns the Tune ResultGrid."""
     import ray
@@ -216,10 +230,9 @@ def run_study(study: StudyConfig, address: str | None = None):
     else:
         parent_run_id = start_parent_run(study.tracking_uri, exp_id, study.name, study.to_dict())
         parent_file.write_text(parent_run_id)
-    per_trial = study.scaling.num_workers * study.scaling.cpus_per_worker
-    concurrent = max(1, int(ray.cluster_resources().get("CPU", 1) // per_trial))
+    concurrent = concurrent_trials(study.scaling, ray.cluster_resources())
     trainable = tune.with_resources(tune.with_parameters(_trial, study=study, exp_id=exp_id, parent_run_id=parent_run_id),
-                                    {"cpu": 0.01})
+                                    TRIAL_DRIVER_RESOURCES)
     if restoring:
         tuner = tune.Tuner.restore(str(root / study.name), trainable, resume_errored=True)
     else:

@@ -69,9 +69,14 @@ def base(args: argparse.Namespace, name: str, **train: Any) -> dict[str, Any]:
 def run(study: StudyConfig, args: argparse.Namespace) -> None:
     """Run (or resume) the study, print the best trial, write the report; say where everything is."""
     results = run_study(study, address=args.address)
-    best = results.get_best_result(metric=study.metric, mode="max")
-    print(f"{len(results)} trials, {len(results.errors)} failed; best {study.metric} = "
-          f"{best.metrics[study.metric]:.3f} ({', '.join(f'{k}={v}' for k, v in best.config.items())})")
+    scored = [r for r in results if (r.metrics or {}).get(study.metric) is not None]
+    unscored = len(results) - len(scored)
+    print(f"{len(results)} trials, {len(results.errors)} failed"
+          + (f", {unscored} without {study.metric} yet: the same command resumes the study" if unscored else ""))
+    if scored:
+        best = max(scored, key=lambda r: r.metrics[study.metric])
+        print(f"best {study.metric} = {best.metrics[study.metric]:.3f} "
+              f"({', '.join(f'{k}={v}' for k, v in best.config.items())})")
     report = build_report(absolute_uri(study.tracking_uri), study.name, args.reports / study.name, study.metric)
     print(f"report: {report}")
     print(f"MLflow: anomclr ui --tracking-uri {study.tracking_uri}   (experiment {study.name})")

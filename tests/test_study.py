@@ -115,6 +115,18 @@ def test_ae_raw_trials_need_no_encoder_and_check_the_raw_input_dimension(tmp_pat
     assert evaluation_epochs(base, 10) == [10]
 
 
+def test_concurrent_trials_fill_the_cluster_with_train_workers():
+    from ray.tune.execution.placement_groups import resource_dict_to_pg_factory
+
+    from anomclr_ray.study import TRIAL_DRIVER_RESOURCES, concurrent_trials
+
+    assert resource_dict_to_pg_factory(TRIAL_DRIVER_RESOURCES).head_cpus == 0  # all CPUs left for the workers
+    assert concurrent_trials(ScalingSpec(), {"CPU": 2.0}) == 2
+    assert concurrent_trials(ScalingSpec(num_workers=2), {"CPU": 2.0}) == 1
+    assert concurrent_trials(ScalingSpec(use_gpu=True), {"CPU": 16.0, "GPU": 1.0}) == 1
+    assert concurrent_trials(ScalingSpec(use_gpu=True, num_workers=2), {"CPU": 32.0, "GPU": 8.0}) == 4
+
+
 def test_impossible_configs_fail_before_ray_starts(tmp_path):
     base = tiny_study(tmp_path)
     with pytest.raises(ValueError, match="unknown augmentation mix 'bogus'"):
