@@ -12,8 +12,10 @@ from anomclr_ray.study import StudyConfig
 
 
 def main() -> None:
-    args = study_script.parser(__doc__).parse_args()
-    dims = [8, 16, 32] if args.smoke else [8, 16, 32, 64, 128]
+    parser = study_script.parser(__doc__)
+    parser.add_argument("--dims", type=int, nargs="+", help="model dimensions (multiples of 4)")
+    args = parser.parse_args()
+    dims = args.dims or ([8, 16, 32] if args.smoke else [8, 16, 32, 64, 128])
     seeds = study_script.seeds(args, [0, 1])
     study = StudyConfig(search_space={"model.model_dim": {"grid": dims}, "train.seed": {"grid": seeds}},
                         **study_script.base(args, "representation_dimension", loss="anomclr_plus"))
