@@ -6,7 +6,7 @@ AE seeds give mean and std of every metric (the paper's error bars combine CLR a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -16,34 +16,48 @@ from .metrics import Roc, roc, signal_metrics
 from .score import ScoreConfig, fit_autoencoder
 
 
+Metrics = dict[str, dict[str, list[float]]]  # signal -> metric name -> values over AE seeds
+
+
 @dataclass
 class Evaluation:
-    """metrics[signal][name] = values over AE seeds; curves[signal] = ROC of the first seed."""
+    """metrics[signal][name] = test values over AE seeds; curves[signal] = test ROC of the first seed;
+    validation: the same metrics on the validation set, when there is one."""
 
-    metrics: dict[str, dict[str, list[float]]]
+    metrics: Metrics
     curves: dict[str, Roc]
+    validation: Metrics = field(default_factory=dict)
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """{signal: {name: mean, name_std: std}}."""
-        out = {}
-        for sig, m in self.metrics.items():
-            out[sig] = {}
-            for k, v in m.items():
-                out[sig][k] = float(np.mean(v))
-                out[sig][f"{k}_std"] = float(np.std(v))
-        return out
+        """{signal: {name: mean, name_std: std}} on the test set."""
+        return _summary(self.metrics)
 
     def flat_metrics(self) -> dict[str, float]:
         """MLflow / Tune metrics: `auc/<signal>`, `auc_std/<signal>` (over AE seeds), the same for `si`
-        and `eb_at_es`, and `auc/mean`, `si/mean` over the signals."""
-        out: dict[str, float] = {}
-        for sig, m in self.summary().items():
-            for name in ("auc", "si", "eb_at_es"):
-                out[f"{name}/{sig}"] = m[name]
-                out[f"{name}_std/{sig}"] = m[f"{name}_std"]
-        for name in ("auc", "si"):
-            out[f"{name}/mean"] = float(np.mean([out[f"{name}/{s}"] for s in self.metrics]))
-        return out
+        and `eb_at_es`, and `auc/mean`, `si/mean` over the signals; with a validation set, the same
+        again prefixed `val_` (`val_auc/mean`, ...)."""
+        return {**_flat(self.metrics, ""), **(_flat(self.validation, "val_") if self.validation else {})}
+
+
+def _summary(metrics: Metrics) -> dict[str, dict[str, float]]:
+    out = {}
+    for sig, m in metrics.items():
+        out[sig] = {}
+        for k, v in m.items():
+            out[sig][k] = float(np.mean(v))
+            out[sig][f"{k}_std"] = float(np.std(v))
+    return out
+
+
+def _flat(metrics: Metrics, prefix: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for sig, m in _summary(metrics).items():
+        for name in ("auc", "si", "eb_at_es"):
+            out[f"{prefix}{name}/{sig}"] = m[name]
+            out[f"{prefix}{name}_std/{sig}"] = m[f"{name}_std"]
+    for name in ("auc", "si"):
+        out[f"{prefix}{name}/mean"] = float(np.mean([out[f"{prefix}{name}/{s}"] for s in metrics]))
+    return out
 
 
 def raw_inputs(pre: Preprocessor, events: np.ndarray) -> torch.Tensor:
@@ -52,17 +66,21 @@ def raw_inputs(pre: Preprocessor, events: np.ndarray) -> torch.Tensor:
 
 
 def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: dict[str, torch.Tensor],
-             cfg: ScoreConfig, seeds: tuple[int, ...] = (0,), eps_s: float = 0.3) -> Evaluation:
-    """AE per seed on `train` (background inputs), metrics per signal on the test inputs."""
-    metrics: dict[str, dict[str, list[float]]] = {s: {} for s in test_signals}
+             cfg: ScoreConfig, seeds: tuple[int, ...] = (0,), eps_s: float = 0.3,
+             validation: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None) -> Evaluation:
+    """AE per seed on `train` (background inputs), metrics per signal on the test inputs and, given
+    `validation` = (background, {signal: inputs}), on those with the same AEs."""
+    sets = {"test": (test_background, test_signals), **({"val": validation} if validation else {})}
+    metrics: dict[str, Metrics] = {k: {s: {} for s in sigs} for k, (_, sigs) in sets.items()}
     curves: dict[str, Roc] = {}
     for k, seed in enumerate(seeds):
         ae, _ = fit_autoencoder(train, cfg, torch.Generator().manual_seed(seed))
-        bkg = ae.score(test_background).numpy()
-        for sig, x in test_signals.items():
-            s = ae.score(x).numpy()
-            for name, value in signal_metrics(bkg, s, eps_s).items():
-                metrics[sig].setdefault(name, []).append(value)
-            if k == 0:
-                curves[sig] = roc(bkg, s)
-    return Evaluation(metrics, curves)
+        for name, (background, signals) in sets.items():
+            bkg = ae.score(background).numpy()
+            for sig, x in signals.items():
+                s = ae.score(x).numpy()
+                for metric, value in signal_metrics(bkg, s, eps_s).items():
+                    metrics[name][sig].setdefault(metric, []).append(value)
+                if k == 0 and name == "test":
+                    curves[sig] = roc(bkg, s)
+    return Evaluation(metrics["test"], curves, metrics.get("val", {}))

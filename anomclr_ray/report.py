@@ -136,12 +136,13 @@ def write_csv(trials: list[Trial], path: Path) -> Path:
 
 def _trials_table(trials: list[Trial], axes: list[str], metric: str) -> str:
     signals = [s for s in L.SIGNALS if any(f"auc/{s}" in t.metrics for t in trials)]
-    head = ["trial", "complete", *axes, *(f"AUC {L.SIGNAL_TEXT[s]}" for s in signals), "AUC mean", "SI mean"]
+    means = ["auc/mean", "si/mean", *([metric] if metric not in ("auc/mean", "si/mean") else [])]
+    head = ["trial", "complete", *axes, *(f"AUC {L.SIGNAL_TEXT[s]}" for s in signals), "AUC mean", "SI mean", *means[2:]]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for t in sorted(trials, key=lambda t: -t.metrics.get(metric, -np.inf)):
         cells = [t.name, "yes" if t.complete else f"no ({t.status.lower()})", *(t.params.get(a, "") for a in axes),
                  *(f"{t.metrics[f'auc/{s}']:.3f}" if f"auc/{s}" in t.metrics else "—" for s in signals),
-                 *(f"{t.metrics[k]:.3f}" if k in t.metrics else "—" for k in ("auc/mean", "si/mean"))]
+                 *(f"{t.metrics[k]:.3f}" if k in t.metrics else "—" for k in means)]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -83,7 +83,10 @@ class StudyConfig:
             if self.search == "tpe" and "grid" in spec:
                 raise ValueError(f"search space {key!r}: 'grid' needs search='grid'; use 'choice' with tpe")
         for sample in self.corner_samples():
-            resolve(self, sample)  # every reachable config is valid, or we fail here with its message
+            data = resolve(self, sample)["data"]  # every reachable config is valid, or we fail here with its message
+            if self.metric not in (objectives := objective_names(data)):
+                raise ValueError(f"StudyConfig.metric {self.metric!r}: the trials report {', '.join(sorted(objectives))}"
+                                 + ("" if data.has_validation else " (val_* metrics need data n_val, n_val_signal)"))
 
     def corner_samples(self) -> list[dict[str, Any]]:
         """Every grid/choice value combined with both ends of every range: what configs must accept."""
@@ -112,6 +115,13 @@ def resolve(study: StudyConfig, sample: dict[str, Any]) -> dict[str, Any]:
     cfgs["score"].check_input_dim(L.N_SLOTS * N_INPUT_FEATURES if method == BASELINE else cfgs["model"].model_dim)
     check_batch_size(cfgs["train"], cfgs["data"].n_train, study.scaling.num_workers)
     return cfgs
+
+
+def objective_names(data: DataConfig) -> set[str]:
+    """Metrics a study can maximise: AUC or SI per signal or their mean, on the test set and, when the
+    data has one, on the validation set (`val_...`)."""
+    prefixes = ("", "val_") if data.has_validation else ("",)
+    return {f"{p}{m}/{s}" for p in prefixes for m in ("auc", "si") for s in (*data.signals, "mean")}
 
 
 def evaluation_epochs(study: StudyConfig, epochs: int) -> list[int]:
@@ -172,8 +182,10 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
             embed = functools.partial(represent, model, pre, device=device)
             curves = {"train/loss": {e: v for e, v in enumerate(history) if e >= progress["epochs"]}}
             checkpoint = result.checkpoint.path
-        ev = evaluate(embed(data.train), embed(data.test_background),
-                      {s: embed(x) for s, x in data.test_signals.items()}, cfgs["score"], ae_seeds, study.eps_s)
+        validation = None if data.val_background is None else (
+            embed(data.val_background), {s: embed(x) for s, x in data.val_signals.items()})
+        ev = evaluate(embed(data.train), embed(data.test_background), {s: embed(x) for s, x in data.test_signals.items()},
+                      cfgs["score"], ae_seeds, study.eps_s, validation)
         wall = time.perf_counter() - started
         metrics = {**ev.flat_metrics(), "epoch": epochs, "trial/wall_s": wall, "trial/cpu_hours": wall * cpus / 3600}
         progress = {"epochs": epochs, "wall_s": wall}

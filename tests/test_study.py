@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from anomclr_ray.events.dataset import DataConfig
+from anomclr_ray.events.dataset import DataConfig, with_validation
 from anomclr_ray.model import ModelConfig
 from anomclr_ray.pretrain import TrainConfig
 from anomclr_ray.score import ScoreConfig
@@ -84,16 +84,19 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
 def test_asha_evaluates_at_every_rung_and_only_stopped_trials_fall_short(tmp_path):
     from anomclr_ray.study import run_study
 
-    study = replace(tiny_study(tmp_path), search_space={"train.seed": {"grid": [0, 1, 2, 3]}},
-                    train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3), eval_every=1, scheduler="asha")
+    base = tiny_study(tmp_path)  # the objective: validation AUC, as hpo.py has it
+    study = replace(base, search_space={"train.seed": {"grid": [0, 1, 2, 3]}}, data=with_validation(base.data),
+                    train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3), eval_every=1, scheduler="asha",
+                    metric="val_auc/mean")
     results = run_study(study)
     assert len(results) == 4 and not results.errors
     trials, _ = _nested_runs(study)
     assert len(trials) == 4
     c = client(study.tracking_uri)
     for r in trials:
-        steps = [m.step for m in c.get_metric_history(r.info.run_id, "auc/mean")]
-        assert steps == list(range(1, int(r.data.metrics["epoch"]) + 1))  # one evaluation per rung, in order
+        for name in ("auc/mean", "val_auc/mean"):
+            steps = [m.step for m in c.get_metric_history(r.info.run_id, name)]
+            assert steps == list(range(1, int(r.data.metrics["epoch"]) + 1))  # one evaluation per rung, in order
         assert (r.info.status == "FINISHED") == (r.data.metrics["epoch"] == 3)
     print("epochs reached:", sorted(r.data.metrics["epoch"] for r in trials))
 
@@ -129,6 +132,10 @@ def test_concurrent_trials_fill_the_cluster_with_train_workers():
 
 def test_impossible_configs_fail_before_ray_starts(tmp_path):
     base = tiny_study(tmp_path)
+    with pytest.raises(ValueError, match=r"metric 'val_auc/mean': .*val_\* metrics need data n_val, n_val_signal"):
+        replace(base, metric="val_auc/mean")
+    with pytest.raises(ValueError, match=r"metric 'auc/means': the trials report auc/ato4l, .*val_auc/mean"):
+        replace(base, metric="auc/means", data=with_validation(base.data))
     with pytest.raises(ValueError, match="unknown augmentation mix 'bogus'"):
         replace(base, search_space={"train.mix": {"grid": ["ao", "bogus"]}})
     with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):

@@ -1,8 +1,8 @@
-"""Disjoint train / test splits of a data directory, checked before any long job starts."""
+"""Disjoint train / test (/ validation) splits of a data directory, checked before any long job starts."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +16,32 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "default"
 @dataclass(frozen=True)
 class DataConfig:
     """Background events [0, n_train) train the encoder and the AE; [n_train, n_train + n_test) and the
-    first n_test_signal events of each signal are the test set."""
+    first n_test_signal events of each signal are the test set. An optional validation set, for choosing
+    hyper-parameters without looking at the test signals, follows: the next n_val background events and
+    the next n_val_signal events of each signal."""
 
     data_dir: str = str(DEFAULT_DATA_DIR)
     n_train: int = 50_000
     n_test: int = 20_000
     n_test_signal: int = 10_000
     signals: tuple[str, ...] = L.SIGNALS
+    n_val: int = 0
+    n_val_signal: int = 0
 
     def __post_init__(self):
         if self.n_train < 1 or self.n_test < 1 or self.n_test_signal < 1:
             raise ValueError(f"DataConfig: event counts must be >= 1, got n_train={self.n_train}, "
                              f"n_test={self.n_test}, n_test_signal={self.n_test_signal}")
+        if self.n_val < 0 or self.n_val_signal < 0 or (self.n_val == 0) != (self.n_val_signal == 0):
+            raise ValueError(f"DataConfig: a validation set needs both n_val and n_val_signal >= 1 (or both 0 for "
+                             f"none), got n_val={self.n_val}, n_val_signal={self.n_val_signal}")
         for s in self.signals:
             if s not in L.SIGNALS:
                 raise ValueError(f"DataConfig: unknown signal {s!r}: expected one of {', '.join(L.SIGNALS)}")
+
+    @property
+    def has_validation(self) -> bool:
+        return self.n_val > 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -38,16 +49,27 @@ class DataConfig:
         return d
 
 
+def with_validation(cfg: DataConfig, fraction: float = 0.25) -> DataConfig:
+    """The same events, with `fraction` of the test background and of each test signal set aside as
+    validation (for an objective that must not see the test signals)."""
+    n_val, n_val_signal = round(cfg.n_test * fraction), round(cfg.n_test_signal * fraction)
+    return replace(cfg, n_test=cfg.n_test - n_val, n_val=n_val,
+                   n_test_signal=cfg.n_test_signal - n_val_signal, n_val_signal=n_val_signal)
+
+
 @dataclass
 class Dataset:
     train: np.ndarray  # (n_train, 19, 4) background
     test_background: np.ndarray
     test_signals: dict[str, np.ndarray] = field(default_factory=dict)
+    val_background: np.ndarray | None = None  # None without a validation set
+    val_signals: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def check_data(cfg: DataConfig) -> None:
     """Files exist, have the layout and hold enough events: fails fast, reads no events."""
-    need = {L.BACKGROUND: cfg.n_train + cfg.n_test, **{s: cfg.n_test_signal for s in cfg.signals}}
+    need = {L.BACKGROUND: cfg.n_train + cfg.n_test + cfg.n_val,
+            **{s: cfg.n_test_signal + cfg.n_val_signal for s in cfg.signals}}
     for sample, n in need.items():
         with EventFile(find_sample_file(cfg.data_dir, sample)) as f:
             if len(f) < n:
@@ -57,11 +79,14 @@ def check_data(cfg: DataConfig) -> None:
 def load_dataset(cfg: DataConfig) -> Dataset:
     """Read and check the splits (float32, physical units)."""
     check_data(cfg)
+    n_bkg = cfg.n_train + cfg.n_test
     with EventFile(find_sample_file(cfg.data_dir, L.BACKGROUND)) as f:
-        train = f.read(0, cfg.n_train)
-        test = f.read(cfg.n_train, cfg.n_train + cfg.n_test)
-    signals = {}
+        data = Dataset(f.read(0, cfg.n_train), f.read(cfg.n_train, n_bkg))
+        if cfg.has_validation:
+            data.val_background = f.read(n_bkg, n_bkg + cfg.n_val)
     for s in cfg.signals:
         with EventFile(find_sample_file(cfg.data_dir, s)) as f:
-            signals[s] = f.read(0, cfg.n_test_signal)
-    return Dataset(train, test, signals)
+            data.test_signals[s] = f.read(0, cfg.n_test_signal)
+            if cfg.has_validation:
+                data.val_signals[s] = f.read(cfg.n_test_signal, cfg.n_test_signal + cfg.n_val_signal)
+    return data
