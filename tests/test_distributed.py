@@ -16,6 +16,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def local_ray():
+    ray.shutdown()  # an earlier test may have left another instance connected in this process
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
