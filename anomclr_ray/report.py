@@ -136,8 +136,9 @@ def write_csv(trials: list[Trial], path: Path) -> Path:
 
 def _trials_table(trials: list[Trial], axes: list[str], metric: str) -> str:
     signals = [s for s in L.SIGNALS if any(f"auc/{s}" in t.metrics for t in trials)]
-    means = ["auc/mean", "si/mean", *([metric] if metric not in ("auc/mean", "si/mean") else [])]
-    head = ["trial", "complete", *axes, *(f"AUC {L.SIGNAL_TEXT[s]}" for s in signals), "AUC mean", "SI mean", *means[2:]]
+    means = {"auc/mean": "AUC mean", "si/mean": "SI mean"}
+    means.setdefault(metric, metric)  # the study's objective gets a column too (e.g. val_auc/mean)
+    head = ["trial", "complete", *axes, *(f"AUC {L.SIGNAL_TEXT[s]}" for s in signals), *means.values()]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for t in sorted(trials, key=lambda t: -t.metrics.get(metric, -np.inf)):
         cells = [t.name, "yes" if t.complete else f"no ({t.status.lower()})", *(t.params.get(a, "") for a in axes),
