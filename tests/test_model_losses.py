@@ -41,36 +41,82 @@ def test_bad_model_config_is_named():
         ModelConfig(model_dim=10, heads=4)
 
 
-# ---- slow references written from the paper's equations ----------------------------------------
+# ---- slow references written from DESIGN.md section 5 ------------------------------------------
 def _cos(a, b):
     return float(a @ b / (a.norm() * b.norm()))
 
 
 def _reference(h, hp, ha, tau, kind):
+    """Loops over the 2B anchors a = [z; z']: partner p(a) = the other view of a's event i, negatives =
+    every view of every other event, anomaly term s(z_i, z*_i) for both anchors of event i."""
     views = list(h) + list(hp)
     b = len(h)
     total = 0.0
-    for i in range(2 * b):
-        j = (i + b) % (2 * b)  # the other view of the same event
-        s_pos = _cos(views[i], views[j])
-        s_anom = _cos(views[i], ha[i % b]) if ha is not None else 0.0
+    for a in range(2 * b):
+        i = a % b
+        p = (a + b) % (2 * b)
+        s_pos = _cos(views[a], views[p])
+        s_anom = _cos(h[i], ha[i]) if ha is not None else 0.0
         if kind == "plus":
             total += (s_anom - s_pos) / tau
             continue
         num = math.exp((s_pos - s_anom) / tau)
-        den = sum(math.exp(_cos(views[i], views[k]) / tau) for k in range(2 * b) if k != i)
+        den = sum(math.exp(_cos(views[a], views[k]) / tau) for k in range(2 * b) if k % b != i)
         total += -math.log(num / den)
     return total / (2 * b)
 
 
-@pytest.mark.parametrize("b", [1, 2, 7])
+def _published_form(h, hp, ha, tau, kind):
+    """The published code's computation, step by step: the dense (2B, 2B) cosine matrix of [z; z'], the
+    positives on its +-B diagonals, negatives = the matrix without its diagonal and both +-B diagonals,
+    the anomaly positives on the +-B diagonals of the [z; z*] matrix; sum of -log terms over 2B."""
+    b = len(h)
+    z = F.normalize(torch.cat([h, hp]), dim=1)
+    sim = z @ z.T
+    pos = torch.cat([torch.diagonal(sim, b), torch.diagonal(sim, -b)])
+    ones = torch.ones(2 * b, dtype=torch.bool)
+    drop = torch.diag(ones) | torch.diag(ones[:b], b) | torch.diag(ones[:b], -b)
+    den = (torch.exp(sim / tau) * ~drop).sum(1)
+    if ha is not None:
+        zn = F.normalize(torch.cat([h, ha]), dim=1)
+        simn = zn @ zn.T
+        pos = pos - torch.cat([torch.diagonal(simn, b), torch.diagonal(simn, -b)])
+    num = torch.exp(pos / tau)
+    terms = -torch.log(num) if kind == "plus" else -torch.log(num / den)
+    return float(terms.sum() / (2 * b))
+
+
+@pytest.mark.parametrize("b", [1, 2, 16, 64])
 @pytest.mark.parametrize("tau", [0.1, 0.5])
-def test_losses_match_the_equations(b, tau):
+def test_losses_match_the_equations_and_the_published_form(b, tau):
     g = torch.Generator().manual_seed(b)
     h, hp, ha = (torch.randn(b, 5, generator=g, dtype=torch.float64) for _ in range(3))
-    assert float(clr_loss(h, hp, tau)) == pytest.approx(_reference(h, hp, None, tau, "clr"), rel=1e-9)
-    assert float(anomclr_loss(h, hp, ha, tau)) == pytest.approx(_reference(h, hp, ha, tau, "anom"), rel=1e-9)
-    assert float(anomclr_plus_loss(h, hp, ha, tau)) == pytest.approx(_reference(h, hp, ha, tau, "plus"), rel=1e-9)
+    plus = float(anomclr_plus_loss(h, hp, ha, tau))
+    assert plus == pytest.approx(_reference(h, hp, ha, tau, "plus"), rel=1e-9)
+    assert plus == pytest.approx(_published_form(h, hp, ha, tau, "plus"), rel=1e-9)
+    if b == 1:  # no other event: the denominator is an empty sum
+        for loss in (lambda: clr_loss(h, hp, tau), lambda: anomclr_loss(h, hp, ha, tau)):
+            with pytest.raises(ValueError, match="global batch of 1 event has no negatives"):
+                loss()
+        return
+    for ours, kind, anom in ((clr_loss(h, hp, tau), "clr", None), (anomclr_loss(h, hp, ha, tau), "anom", ha)):
+        assert float(ours) == pytest.approx(_reference(h, hp, anom, tau, kind), rel=1e-9)
+        assert float(ours) == pytest.approx(_published_form(h, hp, anom, tau, kind), rel=1e-9)
+
+
+def test_negatives_exclude_the_partner_and_anomaly_term_uses_the_event():
+    """The two fidelity points on their own: moving only the partner view changes CLR's numerator but not
+    its denominator; the anomaly term does not depend on the physical view."""
+    g = torch.Generator().manual_seed(3)
+    h, hp, ha = (torch.randn(8, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    # AnomCLR - CLR = mean over anchors of s(z_i, z*_i)/tau: the same for both anchors of event i
+    diff = float(anomclr_loss(h, hp, ha, 0.2) - clr_loss(h, hp, 0.2))
+    expected = float((F.normalize(h, dim=1) * F.normalize(ha, dim=1)).sum(1).mean() / 0.2)
+    assert diff == pytest.approx(expected, rel=1e-9)
+    # a batch of two identical events: each anchor's only negatives are the other event's two views
+    one = torch.randn(1, 4, generator=g, dtype=torch.float64)
+    pair = torch.cat([one, one])
+    assert float(clr_loss(pair, pair, 0.5)) == pytest.approx(math.log(2.0), rel=1e-9)
 
 
 def test_gradients_are_finite_and_temperature_sharpens():
@@ -92,5 +138,5 @@ def test_loss_errors():
     h = torch.randn(4, 3)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         clr_loss(h, h, 0.0)
-    with pytest.raises(ValueError, match="unknown loss 'simclr'"):
-        contrastive_loss("simclr", h, h, h, 0.1)
+    with pytest.raises(ValueError, match="unknown loss 'byol'"):
+        contrastive_loss("byol", h, h, h, 0.1)
