@@ -15,7 +15,7 @@ import torch
 
 from . import augment
 from .events.preprocess import Preprocessor
-from .losses import LOSSES, contrastive_loss
+from .losses import LOSSES, Shard, contrastive_loss
 from .model import Encoder, ModelConfig
 
 
@@ -62,6 +62,14 @@ def choose_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def contrastive_step(model: torch.nn.Module, pre: Preprocessor, views: list[torch.Tensor], cfg: TrainConfig,
+                     shard: Shard = Shard()) -> torch.Tensor:
+    """The loss of one step: `views` = [events, physical views(, anomaly views)], each (B, 19, 4) this
+    worker's share, encoded in one forward pass; `shard` places them in the global batch."""
+    h = model(pre(torch.cat(views))).split(len(views[0]))
+    return contrastive_loss(cfg.loss, h[0], h[1], h[2] if len(h) > 2 else None, cfg.temperature, shard)
+
+
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.Tensor, pre: Preprocessor,
                 cfg: TrainConfig, epoch: int, rank: int = 0, world: int = 1,
                 all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -72,13 +80,14 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.
 
     Batches and augmentations are drawn from generators seeded by (seed, epoch), identical on every
     worker: each global batch of `batch_size` events is augmented whole, and worker `rank` of `world`
-    trains on its contiguous share. So a DDP run sees the same events and augmentations as a
-    single-device run, and a resumed run the same as an uninterrupted one.
+    encodes its contiguous share. The loss takes its negatives from the whole global batch (head
+    outputs gathered with gradients, `losses.Shard`), so a DDP run has the loss and the updates of a
+    single-device run on the same global batch, and a resumed run those of an uninterrupted one.
     """
     model.train()
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
     gen = torch.Generator(device=data.device).manual_seed(cfg.seed * 100_003 + epoch)
-    share = cfg.batch_size // world
+    share, shard = cfg.batch_size // world, Shard(rank, world)
     total, n_batches = 0.0, 0
     for i, idx in enumerate(order.split(cfg.batch_size)):
         if len(idx) < cfg.batch_size:  # equal shares on all workers: drop the last partial batch
@@ -87,9 +96,7 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.
         views = [x, augment.physical(x, gen, cfg.augment_strength)]
         if cfg.loss != "clr":
             views.append(augment.anomalous(x, cfg.mix, gen))
-        mine = [v[rank * share:(rank + 1) * share] for v in views]
-        h = model(pre(torch.cat(mine))).split(share)
-        loss = contrastive_loss(cfg.loss, h[0], h[1], h[2] if len(h) > 2 else None, cfg.temperature)
+        loss = contrastive_step(model, pre, [v[rank * share:(rank + 1) * share] for v in views], cfg, shard)
         reported = all_reduce(loss.detach()) if all_reduce else loss.detach()
         if not torch.isfinite(reported):
             raise FloatingPointError(f"pretrain: loss is {reported.item()} at epoch {epoch} batch {i}")
