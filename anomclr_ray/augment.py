@@ -21,7 +21,10 @@ from .events.kinematics import jet_pt_resolution, wrap_phi
 TYPES = (L.ELECTRON, L.MUON, L.JET)  # the object types (MET aside)
 ANOMALOUS = ("add", "split", "shift")
 MIXES = {"ao": ("add",), "cs": ("split",), "shift": ("shift",), "all": ANOMALOUS}
-SHIFT_RANGE = (1.5, 5.0)  # pT/MET scale factors: > 1 keeps every threshold and the trigger
+# pT/MET shift factors, as the published `shift_met_or_pt`: MET alone x U[0.5, 5) (MET has no threshold),
+# object pTs alone or with the MET x U[1, 5) (factors >= 1 keep every threshold and the trigger).
+SHIFT_MET_RANGE = (0.5, 5.0)
+SHIFT_PT_RANGE = (1.0, 5.0)
 PT_MARGIN = 1e-3  # GeV: split parts stay this far above thresholds so float32 rounding cannot cross them
 
 
@@ -240,11 +243,13 @@ def collinear_split(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 def shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Scale the MET only, the object pTs only, or both (chosen uniformly) by a factor in SHIFT_RANGE."""
+    """Per event one of three modes, chosen uniformly (the published `shift_met_or_pt`): the MET alone
+    times U[0.5, 5), the object pTs alone times U[1, 5), or MET and objects times one U[1, 5) factor."""
     b = x.shape[0]
-    lo, hi = SHIFT_RANGE
-    factor = lo + (hi - lo) * _rand(x, b, generator=generator)
+    u = _rand(x, b, generator=generator)
     mode = torch.floor(_rand(x, b, generator=generator) * 3).long()  # 0 MET, 1 objects, 2 both
+    (met_lo, met_hi), (pt_lo, pt_hi) = SHIFT_MET_RANGE, SHIFT_PT_RANGE
+    factor = torch.where(mode == 0, met_lo + (met_hi - met_lo) * u, pt_lo + (pt_hi - pt_lo) * u)
     scale = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
     scale[:, 0] = torch.where(mode != 1, factor, scale[:, 0])
     scale[:, 1:] = torch.where((mode != 0)[:, None], factor[:, None], scale[:, 1:])
