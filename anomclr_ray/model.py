@@ -1,9 +1,17 @@
 """The permutation-invariant transformer encoder (DESIGN.md section 5).
 
-Per object: linear embedding of (pT, eta, phi scaled, one-hot type) -> transformer encoder layers with a
-key-padding mask for empty slots -> masked sum over objects = the representation -> head MLP. The
-loss sees the head output; downstream scoring uses the representation. No positional encoding, so the
-encoder is invariant to the order of the objects, and empty slots change nothing.
+Per object: linear embedding of (pT, eta, phi scaled, one-hot type) -> transformer encoder layers
+(post-norm, as torch's `TransformerEncoderLayer`) in which each object attends to the objects of its
+own event -> sum over objects = the representation -> head MLP. The loss sees the head output;
+downstream scoring uses the representation. No positional encoding, so the encoder is invariant to
+the order of the objects, and empty slots change nothing.
+
+An event fills 3.7 of its 19 slots on average (the shipped background), so the encoder computes on the
+filled slots only (`represent`): the per-object work (embedding, attention projections, feed-forward,
+layer norms) runs on the packed (N_objects, d) objects of the batch, and attention on the objects padded
+to the largest multiplicity in the batch. `represent_padded` is the same network run over all 19 slots
+with a key-padding mask (torch's `TransformerEncoder`): the reference the packed path is tested against.
+Both use the same parameters, so checkpoints serve either.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .events.preprocess import N_INPUT_FEATURES
@@ -72,9 +81,59 @@ class Encoder(nn.Module):
         self.head = nn.Sequential(*head)
 
     def represent(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 19, 7) preprocessed events -> (B, model_dim): computed on the filled slots only."""
+        filled = ~padding_mask(x)
+        events, slots = filled.nonzero(as_tuple=True)  # event-major: each event's objects in slot order
+        rank = (filled.cumsum(1) - 1)[events, slots]  # an object's place among its event's objects
+        packed = Packing(events, rank, x.shape[0], int(filled.sum(1).max()))
+        h = self.embed(x[events, slots])  # (N_objects, d)
+        for layer in self.transformer.layers:
+            h = _encoder_layer(layer, h, packed)
+        return h.new_zeros(x.shape[0], h.shape[1]).index_add_(0, events, h)
+
+    def represent_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The same representation computed over all 19 slots with a key-padding mask (the reference)."""
         mask = padding_mask(x)
         h = self.transformer(self.embed(x), src_key_padding_mask=mask)
         return h.masked_fill(mask[..., None], 0.0).sum(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.represent(x))
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Where the packed objects (N,) sit: their event, their place in it; the batch and the largest
+    multiplicity in it (attention is padded to that, not to 19)."""
+
+    events: torch.Tensor
+    rank: torch.Tensor
+    batch: int
+    width: int
+
+    def pad(self, h: torch.Tensor) -> torch.Tensor:
+        """(N, f) -> (B, width, f), zeros where an event has fewer objects."""
+        return h.new_zeros(self.batch, self.width, h.shape[1]).index_put((self.events, self.rank), h)
+
+    def unpad(self, h: torch.Tensor) -> torch.Tensor:
+        return h[self.events, self.rank]
+
+    def key_mask(self) -> torch.Tensor:
+        """(B, 1, 1, width) True where a key is one of the event's objects."""
+        n = torch.zeros(self.batch, dtype=torch.long, device=self.events.device).index_add_(
+            0, self.events, torch.ones_like(self.events))
+        return (torch.arange(self.width, device=n.device) < n[:, None])[:, None, None, :]
+
+
+def _encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor, packed: Packing) -> torch.Tensor:
+    """torch's post-norm `TransformerEncoderLayer` (ReLU) on packed objects (N, d), with its parameters:
+    norm1(h + attention among the event's objects), then norm2(h + feed-forward)."""
+    attn = layer.self_attn
+    d, heads = h.shape[1], attn.num_heads
+    qkv = packed.pad(F.linear(h, attn.in_proj_weight, attn.in_proj_bias))  # (B, W, 3d)
+    q, k, v = qkv.view(packed.batch, packed.width, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=packed.key_mask(),
+                                       dropout_p=attn.dropout if layer.training else 0.0)
+    o = packed.unpad(o.transpose(1, 2).reshape(packed.batch, packed.width, d))
+    h = layer.norm1(h + layer.dropout1(attn.out_proj(o)))
+    return layer.norm2(h + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(h))))))

@@ -1,9 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from anomclr_ray.events import layout as L
 from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.losses import anomclr_loss, anomclr_plus_loss, clr_loss, contrastive_loss
 from anomclr_ray.model import Encoder, ModelConfig
@@ -34,6 +36,54 @@ def test_empty_slots_change_nothing(inputs):
     junk[..., :3] = torch.where(empty[..., None], torch.randn_like(junk[..., :3]) * 5, junk[..., :3])
     torch.testing.assert_close(enc.represent(junk), enc.represent(inputs))
     assert enc.represent(inputs).shape == (64, 16) and enc(inputs).shape == (64, 8)
+
+
+def _full_event(like: np.ndarray) -> np.ndarray:
+    """One event with all 19 slots filled: MET, 4 electrons, 4 muons, 10 jets (pT-ordered, in acceptance)."""
+    x = like[:1].copy()
+    for t in (L.ELECTRON, L.MUON, L.JET):
+        n = t.n_slots
+        x[0, t.slots, L.PT] = np.linspace(90.0, t.pt_min + 5, n)
+        x[0, t.slots, L.ETA] = np.linspace(-0.9, 0.9, n) * t.eta_max
+        x[0, t.slots, L.PHI] = np.linspace(-3.0, 3.0, n)
+        x[0, t.slots, L.CLASS] = t.class_id
+    return x
+
+
+@pytest.fixture(scope="module")
+def edge_inputs(background_sample):
+    """Shipped events plus a one-object-plus-MET event and a full 19-slot event, preprocessed."""
+    n_obj = (background_sample[:, L.OBJECTS, L.CLASS] > 0).sum(1)
+    single = background_sample[n_obj == 1][:1]
+    assert len(single) == 1
+    events = np.concatenate([background_sample[:200], single, _full_event(background_sample)])
+    return Preprocessor.fit(background_sample)(events)
+
+
+def test_packed_encoder_equals_the_padded_computation(edge_inputs):
+    """Computing on the filled slots only gives the representation, head output and gradients of the
+    network run over all 19 slots with a key-padding mask (same weights)."""
+    torch.manual_seed(1)
+    enc = Encoder(ModelConfig(model_dim=32, heads=4, layers=2, feedforward_dim=48, output_dim=8, dropout=0.0))
+    x = edge_inputs.double()
+    enc = enc.double()
+    packed, padded = enc.represent(x), enc.represent_padded(x)
+    torch.testing.assert_close(packed, padded, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(enc.head(packed), enc.head(padded), rtol=1e-10, atol=1e-10)
+    grads = []
+    for represent in (enc.represent, enc.represent_padded):
+        enc.zero_grad()
+        (enc.head(represent(x)) ** 2).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in enc.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-10)
+    assert (edge_inputs[-1, :, 3:].sum(-1) == 1).all()  # the full event really fills all 19 slots
+
+
+def test_packed_encoder_matches_in_float32_eval_mode(edge_inputs):
+    torch.manual_seed(2)
+    enc = Encoder(ModelConfig(model_dim=24, heads=4, layers=2)).eval()  # dropout off in eval
+    with torch.no_grad():
+        torch.testing.assert_close(enc.represent(edge_inputs), enc.represent_padded(edge_inputs), rtol=1e-4, atol=1e-4)
 
 
 def test_bad_model_config_is_named():
