@@ -64,3 +64,27 @@ def test_ato4l_is_lepton_rich(default_data):
     with EventFile(default_data / L.FILE_NAMES["ato4l"]) as f:
         m = multiplicities(f.read())
     assert (m["electron"] + m["muon"]).mean() > 2.5
+
+
+def _signal(default_data, name):
+    with EventFile(default_data / L.FILE_NAMES[name]) as f:
+        return f.read()
+
+
+def test_charged_higgs_comes_from_top_pairs(default_data, background):
+    """h+- from t tbar -> h+ b W- bbar: two b jets and the W's decay products, so top-like jet
+    multiplicity and HT, far above W's; the extra neutrinos of h+ -> tau nu give more MET than t tbar."""
+    hc = _signal(default_data, "hc_taunu")
+    jets = multiplicities(hc)["jet"]
+    w_jets = multiplicities(_process(background, "w"))["jet"].mean()
+    assert jets.mean() > 4 * w_jets
+    assert (jets >= 2).mean() > 0.95 and (jets >= 4).mean() > 0.5
+    ht = hc[:, L.JETS, L.PT].sum(1)  # scalar sum of jet pT: a b-tag-free proxy of top decays
+    assert np.median(ht) > np.percentile(background[0][:, L.JETS, L.PT].sum(1), 75) * 2
+    assert np.median(hc[:, 0, L.PT]) > np.median(_process(background, "ttbar")[:, 0, L.PT])
+
+
+def test_leptoquark_pairs_give_two_b_jets_or_more(default_data):
+    """LQ LQbar -> b tau b tau: at least two jets (the b's) in nearly every event."""
+    jets = multiplicities(_signal(default_data, "leptoquark"))["jet"]
+    assert (jets >= 2).mean() > 0.9

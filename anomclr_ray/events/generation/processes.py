@@ -81,23 +81,35 @@ PROCESSES: dict[str, Process] = {
         "neutral scalar A (50 GeV, gg fusion) -> Z* Z* -> 4l (l = e, mu)",
         notes=("A is Pythia's SM-like scalar with its mass set to 50 GeV and decays forced to Z* Z*",),
     ),
+    # An 80 GeV leptoquark is produced at the LHC overwhelmingly in pairs by QCD (gg, qqbar -> LQ LQbar,
+    # fixed by its colour charge); single production needs its Yukawa coupling to a lepton and a quark
+    # and is a model choice, so it is not generated.
     "leptoquark": Process(
         "leptoquark",
-        ("LeptoQuark:all = on", "42:m0 = 80.", "42:oneChannel = 1 1.0 0 5 -15"),
-        "scalar leptoquark (80 GeV), single and pair production, -> b tau",
+        ("LeptoQuark:gg2LQLQbar = on", "LeptoQuark:qqbar2LQLQbar = on", "42:m0 = 80.", "42:oneChannel = 1 1.0 0 5 -15"),
+        "scalar leptoquark (80 GeV), pair production by QCD (gg, qqbar -> LQ LQbar), LQ -> b tau",
+        notes=("single production (q g -> LQ l, through the LQ Yukawa coupling) is not generated",),
     ),
     "h_tautau": Process(
         "h_tautau",
         ("HiggsSM:gg2H = on", "25:m0 = 60.", "25:onMode = off", "25:onIfMatch = 15 -15"),
         "neutral scalar h0 (60 GeV, gg fusion) -> tau tau",
     ),
+    # A charged Higgs lighter than the top is produced at the LHC in top decays, pp -> t tbar -> H+ b W- bbar,
+    # as every LHC search for a light H+- models it: s-channel f fbar' -> H+- needs Yukawa couplings to
+    # light quarks and is negligible. Only H+ -> tau nu is forced; the tau and the other top's W decay
+    # inclusively and the single-lepton trigger selects (a leptonic tau, the W's lepton, or a b-hadron's),
+    # as for the data. t -> H+ b with tbar -> W- bbar: the layout carries no charge, and t and tbar
+    # have the same kinematics in pp -> t tbar, so the charge-conjugate half is not generated apart.
     "hc_taunu": Process(
         "hc_taunu",
-        ("Higgs:useBSM = on", "HiggsBSM:ffbar2H+- = on", "37:m0 = 60.", "37:onMode = off", "37:onIfAny = 15",
-         "15:onMode = off", "15:onIfAny = 11 13"),
-        "charged scalar h+- (60 GeV, f fbar' -> h+-) -> tau nu, tau -> e/mu nu nu forced",
-        forced_branching_fraction=TAU_TO_LEPTONS,
-        notes=("hadronic tau decays are not generated: with one tau they cannot fire the lepton trigger",),
+        ("Higgs:useBSM = on", "Top:gg2ttbar = on", "Top:qqbar2ttbar = on", "37:m0 = 60.",
+         "6:onMode = off", "6:onPosIfAny = 37", "6:onNegIfAny = 24", "37:onMode = off", "37:onIfAny = 15"),
+        "charged scalar h+- (60 GeV) from top decays: pp -> t tbar -> h+ b W- bbar, h+ -> tau nu; tau and W "
+        "decay inclusively",
+        notes=("t -> H+ b is forced for one top and t -> W b for the other: events with two H+- (BR^2) are "
+               "not generated", "tau decays are not forced: hadronic taus enter when the trigger lepton "
+               "comes from the W or a b hadron"),
     ),
 }
 
