@@ -36,6 +36,7 @@ class ModelConfig:
     output_dim: int | None = None  # head output; None: the model dimension
     head_layers: int = 2
     dropout: float = 0.1
+    packed: bool = True  # compute on the filled slots only; False: over all 19 slots (same result, slower)
 
     def __post_init__(self):
         for name in ("model_dim", "heads", "layers", "feedforward_dim", "output_dim", "head_layers"):
@@ -81,7 +82,11 @@ class Encoder(nn.Module):
         self.head = nn.Sequential(*head)
 
     def represent(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 19, 7) preprocessed events -> (B, model_dim): computed on the filled slots only."""
+        """(B, 19, 7) preprocessed events -> (B, model_dim) representation before the head."""
+        return self.represent_packed(x) if self.cfg.packed else self.represent_padded(x)
+
+    def represent_packed(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation computed on the filled slots only."""
         filled = ~padding_mask(x)
         events, slots = filled.nonzero(as_tuple=True)  # event-major: each event's objects in slot order
         rank = (filled.cumsum(1) - 1)[events, slots]  # an object's place among its event's objects

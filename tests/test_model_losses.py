@@ -16,20 +16,22 @@ def inputs(background_sample):
     return Preprocessor.fit(background_sample)(background_sample[:64])
 
 
-def _small():
+def _small(packed=True):
     torch.manual_seed(0)
-    return Encoder(ModelConfig(model_dim=16, heads=4, layers=2, feedforward_dim=32, output_dim=8)).eval()
+    return Encoder(ModelConfig(model_dim=16, heads=4, layers=2, feedforward_dim=32, output_dim=8, packed=packed)).eval()
 
 
-def test_encoder_is_permutation_invariant(inputs):
-    enc = _small()
+@pytest.mark.parametrize("packed", [True, False])
+def test_encoder_is_permutation_invariant(inputs, packed):
+    enc = _small(packed)
     perm = torch.randperm(19)
     torch.testing.assert_close(enc.represent(inputs[:, perm]), enc.represent(inputs), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(enc(inputs[:, perm]), enc(inputs), rtol=1e-4, atol=1e-4)
 
 
-def test_empty_slots_change_nothing(inputs):
-    enc = _small()
+@pytest.mark.parametrize("packed", [True, False])
+def test_empty_slots_change_nothing(inputs, packed):
+    enc = _small(packed)
     junk = inputs.clone()
     empty = junk[..., 3:].sum(-1) == 0
     assert empty.any()
@@ -67,11 +69,11 @@ def test_packed_encoder_equals_the_padded_computation(edge_inputs):
     enc = Encoder(ModelConfig(model_dim=32, heads=4, layers=2, feedforward_dim=48, output_dim=8, dropout=0.0))
     x = edge_inputs.double()
     enc = enc.double()
-    packed, padded = enc.represent(x), enc.represent_padded(x)
+    packed, padded = enc.represent_packed(x), enc.represent_padded(x)
     torch.testing.assert_close(packed, padded, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(enc.head(packed), enc.head(padded), rtol=1e-10, atol=1e-10)
     grads = []
-    for represent in (enc.represent, enc.represent_padded):
+    for represent in (enc.represent_packed, enc.represent_padded):
         enc.zero_grad()
         (enc.head(represent(x)) ** 2).sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in enc.parameters()]))
@@ -83,7 +85,8 @@ def test_packed_encoder_matches_in_float32_eval_mode(edge_inputs):
     torch.manual_seed(2)
     enc = Encoder(ModelConfig(model_dim=24, heads=4, layers=2)).eval()  # dropout off in eval
     with torch.no_grad():
-        torch.testing.assert_close(enc.represent(edge_inputs), enc.represent_padded(edge_inputs), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(enc.represent_packed(edge_inputs), enc.represent_padded(edge_inputs), rtol=1e-4, atol=1e-4)
+    assert Encoder(ModelConfig(model_dim=24, heads=4, layers=2, packed=False)).eval()(edge_inputs).shape == (len(edge_inputs), 24)
 
 
 def test_bad_model_config_is_named():
