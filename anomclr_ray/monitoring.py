@@ -43,7 +43,8 @@ class TrainMonitor:
             self.loss = Gauge(TRAIN_LOSS, "contrastive loss of the last batch", tag_keys=("run",))
             self.epoch = Gauge(TRAIN_EPOCH, "epochs finished", tag_keys=("run",))
 
-    def batch(self, n_events: int, loss: float) -> None:
+    def batch(self, n_events: int, loss) -> None:
+        """After a training step; `loss` (a float or 0-dim tensor) is read only when flushed."""
         if not self.enabled:
             return
         self.pending += n_events
@@ -54,7 +55,7 @@ class TrainMonitor:
     def flush(self, loss: float) -> None:
         if self.enabled and self.pending:
             self.events.inc(self.pending, tags=self.tags)
-            self.loss.set(loss, tags=self.tags)
+            self.loss.set(float(loss), tags=self.tags)
             self.pending, self.last = 0, time.monotonic()
 
     def epoch_done(self, epoch: int, loss: float) -> None:

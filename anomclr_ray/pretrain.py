@@ -19,6 +19,9 @@ from .losses import LOSSES, Shard, contrastive_loss
 from .model import Encoder, ModelConfig
 
 
+PRECISIONS = ("float32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     loss: str = "anomclr_plus"
@@ -29,8 +32,11 @@ class TrainConfig:
     epochs: int = 10
     seed: int = 0
     augment_strength: float = 1.0
+    precision: str = "float32"  # "bf16": the encoder under bfloat16 autocast (the losses stay float32)
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision: unknown {self.precision!r}, expected one of {', '.join(PRECISIONS)}")
         if self.loss not in LOSSES:
             raise ValueError(f"TrainConfig.loss: unknown loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
         augment.parse_mix(self.mix)
@@ -65,50 +71,59 @@ def choose_device(name: str = "auto") -> torch.device:
 def contrastive_step(model: torch.nn.Module, pre: Preprocessor, views: list[torch.Tensor], cfg: TrainConfig,
                      shard: Shard = Shard()) -> torch.Tensor:
     """The loss of one step: `views` = [events, physical views(, anomaly views)], each (B, 19, 4) this
-    worker's share, encoded in one forward pass; `shard` places them in the global batch."""
-    h = model(pre(torch.cat(views))).split(len(views[0]))
+    worker's share, encoded in one forward pass (under bf16 autocast if `cfg.precision` says so; the
+    loss in float32); `shard` places them in the global batch."""
+    x = pre(torch.cat(views))
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        h = model(x)
+    h = h.float().split(len(views[0]))
     return contrastive_loss(cfg.loss, h[0], h[1], h[2] if len(h) > 2 else None, cfg.temperature, shard)
 
 
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.Tensor, pre: Preprocessor,
                 cfg: TrainConfig, epoch: int, rank: int = 0, world: int = 1,
                 all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                on_batch: Callable[[int, float], None] | None = None) -> float:
+                on_batch: Callable[[int, torch.Tensor], None] | None = None) -> float:
     """One epoch over `data` (N, 19, 4) on its device; returns the mean loss over batches.
 
-    `on_batch(events, loss)` is called after every step (progress metrics).
+    `on_batch(events, loss)` is called after every step with the loss as a 0-dim tensor on the device
+    (progress metrics: read it only when needed, every read waits for the device).
 
     Batches and augmentations are drawn from generators seeded by (seed, epoch), identical on every
-    worker: each global batch of `batch_size` events is augmented whole, and worker `rank` of `world`
-    encodes its contiguous share. The loss takes its negatives from the whole global batch (head
-    outputs gathered with gradients, `losses.Shard`), so a DDP run has the loss and the updates of a
-    single-device run on the same global batch, and a resumed run those of an uninterrupted one.
+    worker: each global batch of `batch_size` events is augmented whole, on the data's device, and
+    worker `rank` of `world` encodes its contiguous share. The loss takes its negatives from the whole
+    global batch (head outputs gathered with gradients, `losses.Shard`), so a DDP run has the loss and
+    the updates of a single-device run on the same global batch, and a resumed run those of an
+    uninterrupted one. Nothing is copied between host and device inside a step: the losses are read
+    once, at the end of the epoch, which is also where a non-finite one is reported.
     """
     model.train()
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+    order = order.to(data.device)
     gen = torch.Generator(device=data.device).manual_seed(cfg.seed * 100_003 + epoch)
     share, shard = cfg.batch_size // world, Shard(rank, world)
-    total, n_batches = 0.0, 0
-    for i, idx in enumerate(order.split(cfg.batch_size)):
+    losses = []
+    for idx in order.split(cfg.batch_size):
         if len(idx) < cfg.batch_size:  # equal shares on all workers: drop the last partial batch
             break
-        x = data[idx.to(data.device)]
+        x = data[idx]
         views = [x, augment.physical(x, gen, cfg.augment_strength)]
         if cfg.loss != "clr":
             views.append(augment.anomalous(x, cfg.mix, gen))
         loss = contrastive_step(model, pre, [v[rank * share:(rank + 1) * share] for v in views], cfg, shard)
-        reported = all_reduce(loss.detach()) if all_reduce else loss.detach()
-        if not torch.isfinite(reported):
-            raise FloatingPointError(f"pretrain: loss is {reported.item()} at epoch {epoch} batch {i}")
         opt.zero_grad()
         loss.backward()
         opt.step()
-        value = reported.item()
-        total += value
-        n_batches += 1
+        losses.append(all_reduce(loss.detach()) if all_reduce else loss.detach())
         if on_batch:
-            on_batch(share, value)
-    return total / max(n_batches, 1)
+            on_batch(share, losses[-1])
+    if not losses:
+        return float("nan")
+    values = torch.stack(losses).cpu()
+    if not (finite := torch.isfinite(values)).all():
+        i = int((~finite).nonzero()[0])
+        raise FloatingPointError(f"pretrain: loss is {values[i].item()} at epoch {epoch} batch {i}")
+    return float(values.mean())
 
 
 def pretrain(events: np.ndarray, pre: Preprocessor, model_cfg: ModelConfig, cfg: TrainConfig,

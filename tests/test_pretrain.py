@@ -6,7 +6,10 @@ import torch
 from anomclr_ray.cli import main
 from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.model import ModelConfig
-from anomclr_ray.pretrain import TrainConfig, load_checkpoint, pretrain, represent, save_checkpoint
+from anomclr_ray import augment
+from anomclr_ray.model import Encoder
+from anomclr_ray.pretrain import (TrainConfig, contrastive_step, load_checkpoint, pretrain, represent,
+                                  save_checkpoint)
 
 SMALL = ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=16)
 CPU = torch.device("cpu")
@@ -17,6 +20,7 @@ CPU = torch.device("cpu")
     ({"mix": "bogus"}, "unknown augmentation mix 'bogus'"),
     ({"temperature": 0.0}, "temperature must be > 0"),
     ({"learning_rate": -1.0}, "learning_rate must be > 0"),
+    ({"precision": "fp8"}, "precision: unknown 'fp8'"),
 ])
 def test_bad_train_config_fails_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -87,3 +91,20 @@ def test_cli_pretrain_then_score_writes_metrics_and_plots(tmp_path, capsys):
     assert "TrainConfig.batch_size (256) is larger than the 100 training events" in capsys.readouterr().err
     assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--bottleneck", "16"]) == 2
     assert "bottleneck (16) must be smaller than the input dimension (16)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loss", ["clr", "anomclr_plus"])
+def test_bf16_autocast_runs_the_encoder_in_bf16_and_the_loss_in_float32(background_sample, loss):
+    pre = Preprocessor.fit(background_sample)
+    x = torch.as_tensor(background_sample[:128])
+    g = torch.Generator().manual_seed(0)
+    views = [x, augment.physical(x, g), augment.anomalous(x, "all", g)]
+    torch.manual_seed(0)
+    model = Encoder(SMALL)
+    f32 = contrastive_step(model, pre, views, TrainConfig(loss=loss))
+    bf16 = contrastive_step(model, pre, views, TrainConfig(loss=loss, precision="bf16"))
+    assert f32.dtype == bf16.dtype == torch.float32
+    assert float(bf16) != float(f32)  # the encoder really ran in bfloat16 ...
+    assert float(bf16) == pytest.approx(float(f32), rel=0.02, abs=0.05)  # ... and agrees to its precision
+    bf16.backward()
+    assert all(torch.isfinite(p.grad).all() and p.grad.dtype == torch.float32 for p in model.parameters())
