@@ -27,5 +27,5 @@ bench: $(STAMP)
 	$(BIN)/python studies/bench_generation.py
 	$(BIN)/python studies/bench_method.py
 	$(BIN)/python studies/bench_losses.py
-	$(BIN)/python studies/bench_pretrain.py
+	$(BIN)/python studies/bench_pretrain.py --ray
 	$(BIN)/python studies/bench_study.py
