@@ -8,12 +8,13 @@ backward, measured in a fresh process per point (CPU), or torch's peak allocatio
 """
 
 import argparse
-import multiprocessing as mp
 import platform
 import resource
 import time
 
 import torch
+
+from benchutil import in_fresh_process
 
 from anomclr_ray.losses import LOSSES, contrastive_loss
 from anomclr_ray.pretrain import choose_device
@@ -49,20 +50,6 @@ def measure(loss: str, batch: int, device_name: str, repeat: int = 10) -> tuple[
     return best, peak
 
 
-def _child(args, queue):
-    queue.put(measure(*args))
-
-
-def in_fresh_process(*args) -> tuple[float, float]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="auto")
@@ -73,7 +60,7 @@ def main() -> None:
     print(f"{'B':>6} {'loss':<13} {'ms':>9} {'peak MiB':>9}")
     for batch in (256, 1024, 4096):
         for loss in LOSSES:
-            seconds, mib = in_fresh_process(loss, batch, str(device))
+            seconds, mib = in_fresh_process(measure, loss, batch, str(device))
             print(f"{batch:>6} {loss:<13} {seconds * 1e3:9.2f} {mib:9.1f}")
 
 

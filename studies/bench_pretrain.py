@@ -5,7 +5,8 @@
 2. with --ray: one process (the plain loop) against Ray Train DDP with 1 worker x 2 CPUs and 2 workers
    x 1 CPU, and the share of a step spent making the augmented views.
 
-    python studies/bench_pretrain.py [--steps 4] [--device auto|cpu|cuda] [--ray]
+    python studies/bench_pretrain.py [--steps 4] [--batches 256 1024] [--precisions float32 bf16]
+                                     [--device auto|cpu|cuda] [--ray]
 
 Peak memory: the rise of the process's peak RSS over its first training step (CPU), or torch's peak
 allocation (CUDA). Ray figures are the second epoch's time as measured inside the workers.
@@ -13,14 +14,16 @@ allocation (CUDA). Ray figures are the second epoch's time as measured inside th
 
 import argparse
 import dataclasses
-import multiprocessing as mp
 import os
 import platform
 import resource
 import tempfile
+import threading
 import time
 
 import torch
+
+from benchutil import in_fresh_process
 
 from anomclr_ray import augment
 from anomclr_ray.distributed import ScalingSpec, pretrain_distributed
@@ -32,10 +35,12 @@ from anomclr_ray.pretrain import TrainConfig, choose_device, train_epoch
 PAPER = ModelConfig()  # DESIGN.md's defaults: 136 dims, 4 heads, 4 layers
 
 
-def measure(packed: bool, batch: int, steps: int, device_name: str) -> tuple[float, float]:
-    """(events/s over `steps` training steps after one warm-up step, peak MiB of the first step)."""
+def measure(packed: bool, batch: int, steps: int, device_name: str, precision: str = "float32"
+            ) -> tuple[float, float, float | None]:
+    """(events/s over `steps` training steps after one warm-up step, peak MiB of the first step, mean GPU
+    utilisation in % over the timed steps on CUDA)."""
     device = torch.device(device_name)
-    cfg = TrainConfig(batch_size=batch, epochs=2)
+    cfg = TrainConfig(batch_size=batch, epochs=2, precision=precision)
     x = torch.as_tensor(load_dataset(DataConfig(n_train=batch * steps, n_test=1, n_test_signal=1)).train, device=device)
     pre = Preprocessor.fit(x.cpu().numpy())
     torch.manual_seed(0)
@@ -53,34 +58,30 @@ def measure(packed: bool, batch: int, steps: int, device_name: str) -> tuple[flo
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    samples, stop = [], threading.Event()
+    if device.type == "cuda":  # sample the GPU's utilisation while it trains
+        def watch():
+            while not stop.wait(0.05):
+                samples.append(torch.cuda.utilization(device))
+        threading.Thread(target=watch, daemon=True).start()
     t = time.perf_counter()
     train_epoch(model, opt, x, pre, cfg, epoch=1)
     sync()
-    return len(x) / (time.perf_counter() - t), peak
+    seconds = time.perf_counter() - t
+    stop.set()
+    return len(x) / seconds, peak, (sum(samples) / len(samples) if samples else None)
 
 
-def _child(args, queue):
-    queue.put(measure(*args))
-
-
-def in_fresh_process(*args) -> tuple[float, float]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
-
-
-def encoders(steps: int, device: torch.device) -> None:
-    print(f"{'B':>6} {'encoder':<8} {'events/s':>9} {'peak MiB':>9}")
-    for batch in (256, 1024):
-        rates = {}
-        for packed in (False, True):
-            rates[packed], mib = in_fresh_process(packed, batch, steps, str(device))
-            print(f"{batch:>6} {'packed' if packed else 'padded':<8} {rates[packed]:9.0f} {mib:9.1f}")
-        print(f"{batch:>6} packed / padded: {rates[True] / rates[False]:.2f}x events/s")
+def encoders(steps: int, device: torch.device, batches: list[int], precisions: list[str]) -> None:
+    print(f"{'B':>6} {'encoder':<8} {'precision':<9} {'events/s':>9} {'peak MiB':>9} {'GPU util':>9}")
+    for batch in batches:
+        for precision in precisions:
+            rates = {}
+            for packed in (False, True):
+                rates[packed], mib, util = in_fresh_process(measure, packed, batch, steps, str(device), precision)
+                print(f"{batch:>6} {'packed' if packed else 'padded':<8} {precision:<9} {rates[packed]:9.0f} {mib:9.1f}"
+                      f" {'' if util is None else f'{util:8.0f}%'}")
+            print(f"{batch:>6} packed / padded, {precision}: {rates[True] / rates[False]:.2f}x events/s")
 
 
 def ray_train(events: int, device: torch.device) -> None:
@@ -122,13 +123,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per point")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--batches", type=int, nargs="+", default=[256, 1024], help="global batch sizes")
+    parser.add_argument("--precisions", nargs="+", default=["float32"], choices=["float32", "bf16"])
     parser.add_argument("--ray", action="store_true", help="also the plain loop against Ray Train DDP")
     parser.add_argument("--events", type=int, default=4096, help="events per epoch of the --ray part")
     args = parser.parse_args()
     device = choose_device(args.device)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
           f"device {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""))
-    encoders(args.steps, device)
+    encoders(args.steps, device, args.batches, args.precisions)
     if args.ray:
         ray_train(args.events, device)
 
