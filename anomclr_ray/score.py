@@ -6,7 +6,6 @@ to (B, 19 * 7). Inputs are standardised with the training mean and std (kept in 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass
 
 import torch
@@ -78,33 +77,99 @@ class AutoEncoder(nn.Module):
 
 def fit_autoencoder(x: torch.Tensor, cfg: ScoreConfig, generator: torch.Generator) -> tuple[AutoEncoder, list[float]]:
     """Train on background inputs x (N, D) with early stopping; returns the best model and val losses."""
+    (ae, history), = fit_autoencoders(x, cfg, [generator])
+    return ae, history
+
+
+def fit_autoencoders(x: torch.Tensor, cfg: ScoreConfig, generators: list[torch.Generator]
+                     ) -> list[tuple[AutoEncoder, list[float]]]:
+    """One autoencoder per generator on background inputs x (N, D), trained together as one batched
+    ensemble (`_Ensemble`: one batched matrix product per layer for all members) with the arithmetic of
+    separate fits: each member draws its validation split, initial weights and batch order from its own
+    generator, has its own Adam state, stops on its own validation loss (`cfg.patience`) and returns
+    its best weights. Returns (model, validation losses per epoch) per generator."""
     n_val = max(1, int(len(x) * cfg.validation_fraction))
-    perm = torch.randperm(len(x), generator=generator, device="cpu").to(x.device)
-    val, train = x[perm[:n_val]], x[perm[n_val:]]
-    if len(train) < cfg.batch_size:
-        raise ValueError(f"ScoreConfig.batch_size ({cfg.batch_size}) is larger than the {len(train)} training events")
-    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))  # weight init
-    ae = AutoEncoder(x.shape[1], cfg).to(x.device)
-    ae.mean.copy_(train.mean(0))
-    ae.std.copy_(train.std(0).clamp(min=1e-6))
-    opt = torch.optim.Adam(ae.parameters(), lr=cfg.learning_rate)
-    best, best_state, history, stale = float("inf"), None, [], 0
+    members, train, val = [], [], []
+    for g in generators:
+        perm = torch.randperm(len(x), generator=g, device="cpu").to(x.device)
+        v, t = x[perm[:n_val]], x[perm[n_val:]]
+        if len(t) < cfg.batch_size:
+            raise ValueError(f"ScoreConfig.batch_size ({cfg.batch_size}) is larger than the {len(t)} training events")
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))  # weight init
+        ae = AutoEncoder(x.shape[1], cfg).to(x.device)
+        ae.mean.copy_(t.mean(0))
+        ae.std.copy_(t.std(0).clamp(min=1e-6))
+        members.append(ae)
+        train.append((t - ae.mean) / ae.std)
+        val.append((v - ae.mean) / ae.std)
+    ensemble = _Ensemble(members)
+    train_z, val_z = torch.stack(train), torch.stack(val)  # (K, n, D), standardised per member
+    opt = torch.optim.Adam(ensemble.parameters(), lr=cfg.learning_rate)
+    k = len(members)
+    best, best_state, stale = [float("inf")] * k, [None] * k, [0] * k
+    history: list[list[float]] = [[] for _ in members]
+    active = list(range(k))
     for _ in range(cfg.epochs):
-        ae.train()
-        order = torch.randperm(len(train), generator=generator, device="cpu").to(x.device)
-        for idx in order.split(cfg.batch_size):
-            z = (train[idx] - ae.mean) / ae.std
-            loss = ((ae.decoder(ae.encoder(z)) - z) ** 2).mean()
+        ensemble.train()
+        orders = torch.stack([torch.randperm(train_z.shape[1], generator=g, device="cpu") for g in generators])
+        for idx in orders.to(x.device).split(cfg.batch_size, dim=1):
+            z = torch.gather(train_z, 1, idx[..., None].expand(-1, -1, train_z.shape[2]))
+            loss = ((ensemble(z) - z) ** 2).mean((1, 2)).sum()  # members' losses are independent
             opt.zero_grad()
             loss.backward()
             opt.step()
-        v = float(ae.score(val).mean())
-        history.append(v)
-        if v < best - 1e-6:
-            best, best_state, stale = v, copy.deepcopy(ae.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    ae.load_state_dict(best_state)
-    return ae, history
+        v = ensemble.score(val_z).mean(1).tolist()
+        for m in list(active):
+            history[m].append(v[m])
+            if v[m] < best[m] - 1e-6:
+                best[m], best_state[m], stale[m] = v[m], ensemble.member_state(m), 0
+            else:
+                stale[m] += 1
+                if stale[m] >= cfg.patience:
+                    active.remove(m)
+        if not active:
+            break
+    for m, ae in enumerate(members):
+        ensemble.load_member(m, best_state[m], ae)
+    return list(zip(members, history))
+
+
+class _Ensemble(nn.Module):
+    """K autoencoders of one shape as one batched MLP on standardised inputs (K, n, D): weights (K, in,
+    out) per layer, `torch.baddbmm`; activations where the members have them (linear bottleneck and
+    output). Trains the members' copies; `load_member` writes one member's weights back into its model."""
+
+    def __init__(self, members: list[AutoEncoder]):
+        super().__init__()
+        layers = [[m for m in ae.modules() if isinstance(m, nn.Linear)] for ae in members]
+        self.weights = nn.ParameterList(nn.Parameter(torch.stack([ls[i].weight.detach().T for ls in layers]))
+                                        for i in range(len(layers[0])))
+        self.biases = nn.ParameterList(nn.Parameter(torch.stack([ls[i].bias.detach()[None] for ls in layers]))
+                                       for i in range(len(layers[0])))
+        n_encoder = sum(isinstance(m, nn.Linear) for m in members[0].encoder)
+        self.linear_after = {n_encoder - 1, len(self.weights) - 1}  # bottleneck and output: no activation
+        self.activation = nn.LeakyReLU()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = torch.baddbmm(b, z, w)
+            if i not in self.linear_after:
+                z = self.activation(z)
+        return z
+
+    @torch.no_grad()
+    def score(self, z: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+        """(K, n) per-event MSE of standardised inputs (K, n, D)."""
+        self.eval()
+        return torch.cat([((self(c) - c) ** 2).mean(2) for c in z.split(batch_size, dim=1)], dim=1)
+
+    def member_state(self, m: int) -> list[torch.Tensor]:
+        return [p[m].detach().clone() for p in (*self.weights, *self.biases)]
+
+    @torch.no_grad()
+    def load_member(self, m: int, state: list[torch.Tensor], ae: AutoEncoder) -> None:
+        linears = [x for x in ae.modules() if isinstance(x, nn.Linear)]
+        weights, biases = state[:len(linears)], state[len(linears):]
+        for lin, w, b in zip(linears, weights, biases):
+            lin.weight.copy_(w.T)
+            lin.bias.copy_(b[0])
