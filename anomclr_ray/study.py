@@ -157,10 +157,10 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
     trial_name = _run_name(method, sample, trial_id)
     monitor = StudyMonitor(study.name)
     monitor.count(TRIALS_STARTED)
-    progress = {"epochs": 0, "wall_s": 0.0}  # what this trial had done before a restore
+    progress = {"epochs": 0, "wall_s": 0.0, "evaluation_s": 0.0}  # what this trial had done before a restore
     if (ck := tune.get_checkpoint()) is not None:
         with ck.as_directory() as d:
-            progress = json.loads((Path(d) / "progress.json").read_text())
+            progress |= json.loads((Path(d) / "progress.json").read_text())
     data = load_dataset(cfgs["data"])
     device = choose_device("auto")
     params = {"method": method, **{s: cfgs[s].to_dict() for s in SECTIONS}}
@@ -182,13 +182,16 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
             embed = functools.partial(represent, model, pre, device=device)
             curves = {"train/loss": {e: v for e, v in enumerate(history) if e >= progress["epochs"]}}
             checkpoint = result.checkpoint.path
+        evaluation_started = time.perf_counter()
         validation = None if data.val_background is None else (
             embed(data.val_background), {s: embed(x) for s, x in data.val_signals.items()})
         ev = evaluate(embed(data.train), embed(data.test_background), {s: embed(x) for s, x in data.test_signals.items()},
                       cfgs["score"], ae_seeds, study.eps_s, validation)
-        wall = time.perf_counter() - started
-        metrics = {**ev.flat_metrics(), "epoch": epochs, "trial/wall_s": wall, "trial/cpu_hours": wall * cpus / 3600}
-        progress = {"epochs": epochs, "wall_s": wall}
+        now = time.perf_counter()
+        wall, evaluation = now - started, progress["evaluation_s"] + now - evaluation_started
+        metrics = {**ev.flat_metrics(), "epoch": epochs, "trial/wall_s": wall, "trial/cpu_hours": wall * cpus / 3600,
+                   "trial/evaluation_s": evaluation, "trial/evaluation_fraction": evaluation / wall}
+        progress = {"epochs": epochs, "wall_s": wall, "evaluation_s": evaluation}
         with tempfile.TemporaryDirectory() as tmp:
             files = plot_curves({method: ev.curves}, tmp)
             files.append(Path(tmp) / "curves.npz")

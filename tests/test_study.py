@@ -58,6 +58,9 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
             for name in ("auc", "si", "eb_at_es"):
                 assert math.isfinite(r.data.metrics[f"{name}/{sig}"]), (name, sig)
         assert 0 < r.data.metrics["auc/mean"] < 1
+        assert 0 < r.data.metrics["trial/evaluation_s"] < r.data.metrics["trial/wall_s"]
+        assert r.data.metrics["trial/evaluation_fraction"] == pytest.approx(
+            r.data.metrics["trial/evaluation_s"] / r.data.metrics["trial/wall_s"])
         assert r.data.metrics["epoch"] == 2 and r.info.status == "FINISHED"
         artifacts = {a.path for a in c.list_artifacts(r.info.run_id)}
         assert {"roc.png", "si.png", "curves.npz", "trial_config.json"} <= artifacts
