@@ -68,13 +68,13 @@ def raw_inputs(pre: Preprocessor, events: np.ndarray) -> torch.Tensor:
 def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: dict[str, torch.Tensor],
              cfg: ScoreConfig, seeds: tuple[int, ...] = (0,), eps_s: float = 0.3,
              validation: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None) -> Evaluation:
-    """AE per seed on `train` (background inputs; the seeds' AEs trained as one batched ensemble),
-    metrics per signal on the test inputs and, given
-    `validation` = (background, {signal: inputs}), on those with the same AEs."""
+    """An AE per seed on `train` (background inputs; the seeds' AEs train together as one batched
+    ensemble), metrics per signal on the test inputs and, given `validation` = (background, {signal:
+    inputs}), on those with the same AEs."""
     sets = {"test": (test_background, test_signals), **({"val": validation} if validation else {})}
     metrics: dict[str, Metrics] = {k: {s: {} for s in sigs} for k, (_, sigs) in sets.items()}
     curves: dict[str, Roc] = {}
-    fits = fit_autoencoders(train, cfg, [torch.Generator().manual_seed(seed) for seed in seeds])  # trained together
+    fits = fit_autoencoders(train, cfg, [torch.Generator().manual_seed(seed) for seed in seeds])
     for k, (ae, _) in enumerate(fits):
         for name, (background, signals) in sets.items():
             bkg = ae.score(background).numpy()
