@@ -89,8 +89,7 @@ class Encoder(nn.Module):
         """The representation computed on the filled slots only."""
         filled = ~padding_mask(x)
         events, slots = filled.nonzero(as_tuple=True)  # event-major: each event's objects in slot order
-        rank = (filled.cumsum(1) - 1)[events, slots]  # an object's place among its event's objects
-        packed = Packing(events, rank, x.shape[0], int(filled.sum(1).max()))
+        packed = Packing.of(filled, events, slots)
         h = self.embed(x[events, slots])  # (N_objects, d)
         for layer in self.transformer.layers:
             h = _encoder_layer(layer, h, packed)
@@ -108,13 +107,23 @@ class Encoder(nn.Module):
 
 @dataclass(frozen=True)
 class Packing:
-    """Where the packed objects (N,) sit: their event, their place in it; the batch and the largest
-    multiplicity in it (attention is padded to that, not to 19)."""
+    """Where the packed objects (N,) sit: their event and their place in it; the batch, the largest
+    multiplicity in it (attention is padded to that, not to 19) and the attention's key mask."""
 
     events: torch.Tensor
     rank: torch.Tensor
     batch: int
     width: int
+    key_mask: torch.Tensor  # (B, 1, 1, width) True where a key is one of the event's objects
+
+    @classmethod
+    def of(cls, filled: torch.Tensor, events: torch.Tensor, slots: torch.Tensor) -> "Packing":
+        """From the (B, 19) filled-slot mask and its nonzero (event, slot) pairs, in event-major order."""
+        counts = filled.sum(1)
+        width = int(counts.max())
+        rank = (filled.cumsum(1) - 1)[events, slots]  # an object's place among its event's objects
+        key_mask = (torch.arange(width, device=filled.device) < counts[:, None])[:, None, None, :]
+        return cls(events, rank, filled.shape[0], width, key_mask)
 
     def pad(self, h: torch.Tensor) -> torch.Tensor:
         """(N, f) -> (B, width, f), zeros where an event has fewer objects."""
@@ -122,12 +131,6 @@ class Packing:
 
     def unpad(self, h: torch.Tensor) -> torch.Tensor:
         return h[self.events, self.rank]
-
-    def key_mask(self) -> torch.Tensor:
-        """(B, 1, 1, width) True where a key is one of the event's objects."""
-        n = torch.zeros(self.batch, dtype=torch.long, device=self.events.device).index_add_(
-            0, self.events, torch.ones_like(self.events))
-        return (torch.arange(self.width, device=n.device) < n[:, None])[:, None, None, :]
 
 
 def _encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor, packed: Packing) -> torch.Tensor:
@@ -137,7 +140,7 @@ def _encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor, packed: P
     d, heads = h.shape[1], attn.num_heads
     qkv = packed.pad(F.linear(h, attn.in_proj_weight, attn.in_proj_bias))  # (B, W, 3d)
     q, k, v = qkv.view(packed.batch, packed.width, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
-    o = F.scaled_dot_product_attention(q, k, v, attn_mask=packed.key_mask(),
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=packed.key_mask,
                                        dropout_p=attn.dropout if layer.training else 0.0)
     o = packed.unpad(o.transpose(1, 2).reshape(packed.batch, packed.width, d))
     h = layer.norm1(h + layer.dropout1(attn.out_proj(o)))

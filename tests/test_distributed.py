@@ -45,9 +45,9 @@ def test_ddp_step_matches_one_worker_and_one_device(local_ray, tmp_path, loss):
     assert two.metrics["loss_history"][0] == pytest.approx(one.metrics["loss_history"][0], rel=1e-5)
     assert one.metrics["loss_history"][0] == pytest.approx(local_history[0], rel=1e-5)
     for other in (two, one):
-        weights = load_result_checkpoint(other, CPU)[0].state_dict()
+        weights = _comparable(load_result_checkpoint(other, CPU)[0].state_dict())
         for name, w in _comparable(local.state_dict()).items():
-            torch.testing.assert_close(_comparable(weights)[name], w, rtol=1e-4, atol=1e-6, msg=name)
+            torch.testing.assert_close(weights[name], w, rtol=1e-4, atol=1e-6, msg=name)
     model, pre2, cfg2, history = load_result_checkpoint(two, CPU)  # the checkpoint reloads
     assert pre2 == pre and cfg2 == cfg and torch.isfinite(torch.tensor(history)).all()
     assert represent(model, pre2, load_dataset(data).train[:8], CPU).shape == (8, 16)
