@@ -230,17 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_score)
 
-    from .tracking import DEFAULT_TRACKING_URI
+    from .tracking import default_tracking_uri
 
     r = sub.add_parser("report", help="Markdown, CSV and figures of a study, read from MLflow")
     r.add_argument("--experiment", required=True, help="the study's name (its MLflow experiment)")
-    r.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    r.add_argument("--tracking-uri", default=default_tracking_uri())
     r.add_argument("--out", type=Path, required=True, help="report directory")
     r.add_argument("--metric", default="auc/mean", help="what 'best' means")
     r.set_defaults(func=_report)
 
     u = sub.add_parser("ui", help="the MLflow UI on the study store, bound to 127.0.0.1")
-    u.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    u.add_argument("--tracking-uri", default=default_tracking_uri())
     u.add_argument("--host", default="127.0.0.1", help="bind address (other than loopback: anyone reaching it sees the runs)")
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--experiment", default=None, help="print the URL of this study's trial table")

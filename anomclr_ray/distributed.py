@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from .events.preprocess import Preprocessor
 from .model import Encoder, ModelConfig
 from .monitoring import TrainMonitor
 from .pretrain import TrainConfig, check_batch_size, read_checkpoint, save_checkpoint, train_epoch
+from .storage import Storage
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -34,6 +35,9 @@ class ScalingSpec:
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
     checkpoint_every: int = 1
+    # resources each Train worker (and a study's trial process) also needs, e.g. {"gpu_node": 1}: they
+    # place trials on the nodes that offer them (`ray start --resources`, `resources:` in cluster YAMLs)
+    custom_resources: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.num_workers < 1 or self.checkpoint_every < 1 or self.cpus_per_worker <= 0:
@@ -99,14 +103,15 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
                          storage_path: str | Path, name: str, pre: Preprocessor | None = None):
     """Fit with Ray Train; returns the `ray.train.Result` (last checkpoint, metrics with the loss history).
 
-    `pre` defaults to a Preprocessor fitted on the training background here, on the driver.
+    `storage_path` is a path or an object-store URI (see `storage.Storage`). `pre` defaults to a Preprocessor fitted on the training background here, on the driver.
     """
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     check_batch_size(cfg, data_cfg.n_train, scaling.num_workers)
     pre = pre or Preprocessor.fit(load_dataset(data_cfg).train)
-    run = RunConfig(name=name, storage_path=str(Path(storage_path).resolve()),
+    storage = Storage.at(storage_path)
+    run = RunConfig(name=name, storage_path=storage.path(), storage_filesystem=storage.filesystem,
                     checkpoint_config=CheckpointConfig(num_to_keep=2))
     trainer = TorchTrainer(
         _worker_loop,
@@ -115,7 +120,7 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
                            "run": name},
         torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
-                                     resources_per_worker={"CPU": scaling.cpus_per_worker}),
+                                     resources_per_worker={"CPU": scaling.cpus_per_worker, **scaling.custom_resources}),
         run_config=run,  # Train V2 resumes from the checkpoints under (storage_path, name), if any
     )
     return trainer.fit()

@@ -8,6 +8,11 @@ With `eval_every` a trial is evaluated every so many epochs (continuing the same
 `scheduler="asha"` stops poor trials early. Every config a study can produce is checked before Ray
 starts. A study whose directory exists is restored (`Tuner.restore`) and finishes the trials that had
 not, from their last evaluation; MLflow gets one nested run per trial.
+
+`storage_path` is a path or an object-store URI (`s3://bucket/prefix`, see `storage`): Tune and Train
+state, checkpoints, trial progress, the parent-run record and (with a local tracking store) MLflow
+artifacts go there, so that trials on any node and a later restore find them. On a cluster of several
+nodes, `run_study` first refuses what only one node would see (`raycluster.check_cluster`).
 """
 
 from __future__ import annotations
@@ -27,15 +32,16 @@ import numpy as np
 from .distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
 from .evaluate import evaluate, raw_inputs
 from .events import layout as L
-from .events.dataset import DataConfig, check_data, load_dataset
+from .events.dataset import DataConfig, check_data, data_files, load_dataset
 from .events.preprocess import N_INPUT_FEATURES, Preprocessor
 from .figures import plot_curves
 from .metrics import save_curves
 from .model import ModelConfig
 from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
 from .pretrain import TrainConfig, check_batch_size, choose_device, represent
-from .raycluster import connect
+from .raycluster import check_cluster, connect
 from .score import ScoreConfig
+from .storage import Storage
 from .tracking import DEFAULT_TRACKING_URI, absolute_uri, check_tracking, experiment_id, log_trial, start_parent_run
 
 BASELINE = "ae_raw"  # as a value of train.loss: the AE on raw inputs, no encoder
@@ -149,6 +155,7 @@ def _run_name(method: str, sample: dict[str, Any], trial_id: str) -> str:
 
 
 def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_id: str) -> None:
+    import ray
     from ray import tune
 
     trial_id = tune.get_context().get_trial_id()
@@ -164,8 +171,9 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
     data = load_dataset(cfgs["data"])
     device = choose_device("auto")
     params = {"method": method, **{s: cfgs[s].to_dict() for s in SECTIONS}}
+    node = ray.get_runtime_context().get_node_id()
     ae_seeds = tuple(1000 * cfgs["train"].seed + s for s in study.ae_seeds)  # distinct per CLR seed
-    storage = Path(study.storage_path) / study.name / "train"
+    storage = Storage.at(study.storage_path)
     cpus = study.scaling.num_workers * study.scaling.cpus_per_worker
     started = time.perf_counter() - progress["wall_s"]
     for epochs in [budget] if method == BASELINE else evaluation_epochs(study, budget):
@@ -177,7 +185,8 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
             embed = functools.partial(raw_inputs, pre)
         else:
             train_cfg = dataclasses.replace(cfgs["train"], epochs=epochs)
-            result = pretrain_distributed(cfgs["data"], cfgs["model"], train_cfg, study.scaling, storage, trial_id)
+            result = pretrain_distributed(cfgs["data"], cfgs["model"], train_cfg, study.scaling,
+                                          storage.child(study.name, "train").uri, trial_id)
             model, pre, _, history = load_result_checkpoint(result, device)
             embed = functools.partial(represent, model, pre, device=device)
             curves = {"train/loss": {e: v for e, v in enumerate(history) if e >= progress["epochs"]}}
@@ -199,7 +208,7 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
             files.append(Path(tmp) / "trial_config.json")
             files[-1].write_text(json.dumps({**params, "checkpoint": checkpoint}, indent=2))
             log_trial(study.tracking_uri, exp_id, parent_run_id, trial_id, trial_name, params, metrics, epochs,
-                      curves, files, finished=epochs == budget, start_time=time.time() - wall)
+                      curves, files, finished=epochs == budget, start_time=time.time() - wall, node=node)
             state = Path(tmp) / "progress"
             state.mkdir()
             (state / "progress.json").write_text(json.dumps(progress))
@@ -210,7 +219,8 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
 
 # A trial's own process (Tune's function trainable: it starts Ray Train, then scores) reserves memory but
 # no CPU, so that the Train workers' CPUs add up to the cluster's: with any CPU here, two 1-CPU trials on
-# a 2-CPU machine would need 2.02 CPUs and train one at a time.
+# a 2-CPU machine would need 2.02 CPUs and train one at a time. It also takes the scaling's custom
+# resources, so that the trial runs on the nodes its Train workers need.
 TRIAL_DRIVER_RESOURCES = {"cpu": 0, "memory": 512 * 2**20}
 
 
@@ -228,28 +238,30 @@ def run_study(study: StudyConfig, address: str | None = None):
     from ray import tune
 
     # trials run in their own working directories: make every path absolute first
-    study = dataclasses.replace(study, tracking_uri=absolute_uri(study.tracking_uri),
-                                storage_path=str(Path(study.storage_path).resolve()),
+    storage = Storage.at(study.storage_path)
+    study = dataclasses.replace(study, tracking_uri=absolute_uri(study.tracking_uri), storage_path=storage.uri,
                                 data=dataclasses.replace(study.data, data_dir=str(Path(study.data.data_dir).resolve())))
     check_tracking(study.tracking_uri)
-    for sample in study.corner_samples():  # data files exist, have the layout and enough events
-        check_data(resolve(study, sample)["data"])
+    storage.check_writable()
+    datas = [resolve(study, sample)["data"] for sample in study.corner_samples()]
+    for data in datas:  # data files exist, have the layout and enough events
+        check_data(data)
     connect(address)
-    root = Path(study.storage_path).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    exp_id = experiment_id(study.tracking_uri, study.name, root / "mlartifacts")
-    parent_file = root / f"{study.name}.mlflow_parent"
-    restoring = (root / study.name / "tuner.pkl").exists()
-    if restoring and parent_file.exists():
-        parent_run_id = parent_file.read_text().strip()
+    check_cluster(storage, study.tracking_uri, sorted({f for data in datas for f in data_files(data)}))
+    exp_id = experiment_id(study.tracking_uri, study.name, storage.uri_of("mlartifacts"))
+    parent_record = f"{study.name}.mlflow_parent"
+    fs, experiment_path = storage.filesystem, storage.path(study.name)
+    restoring = tune.Tuner.can_restore(experiment_path, storage_filesystem=fs)
+    if restoring and (recorded := storage.read_text(parent_record)):
+        parent_run_id = recorded.strip()
     else:
         parent_run_id = start_parent_run(study.tracking_uri, exp_id, study.name, study.to_dict())
-        parent_file.write_text(parent_run_id)
+        storage.write_text(parent_run_id, parent_record)
     concurrent = concurrent_trials(study.scaling, ray.cluster_resources())
     trainable = tune.with_resources(tune.with_parameters(_trial, study=study, exp_id=exp_id, parent_run_id=parent_run_id),
-                                    TRIAL_DRIVER_RESOURCES)
+                                    {**TRIAL_DRIVER_RESOURCES, **study.scaling.custom_resources})
     if restoring:
-        tuner = tune.Tuner.restore(str(root / study.name), trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(experiment_path, trainable, resume_errored=True, storage_filesystem=fs)
     else:
         search_alg, scheduler = None, None
         if study.search == "tpe":
@@ -267,7 +279,7 @@ def run_study(study: StudyConfig, address: str | None = None):
             param_space=_param_space(study),
             tune_config=tune.TuneConfig(num_samples=study.num_samples, max_concurrent_trials=concurrent,
                                         search_alg=search_alg, scheduler=scheduler, metric=study.metric, mode="max"),
-            run_config=tune.RunConfig(name=study.name, storage_path=str(root),
+            run_config=tune.RunConfig(name=study.name, storage_path=storage.path(), storage_filesystem=fs,
                                       failure_config=tune.FailureConfig(max_failures=study.max_failures)),
         )
     return tuner.fit()

@@ -9,6 +9,9 @@ a GPU cluster and a larger data set: more events than the shipped set holds, so 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,9 @@ from .model import ModelConfig
 from .pretrain import TrainConfig
 from .report import build_report
 from .score import ScoreConfig
+from .storage import STORAGE_ENV
 from .study import StudyConfig, run_study
-from .tracking import DEFAULT_TRACKING_URI, absolute_uri
+from .tracking import absolute_uri, default_tracking_uri
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
@@ -28,9 +32,12 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     size.add_argument("--smoke", action="store_true", help="tiny sizes: minutes on a CPU")
     size.add_argument("--paper", action="store_true", help="paper-size encoder and data: a GPU cluster")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    p.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
-    p.add_argument("--address", default=None, help="Ray cluster address ('auto' on a cluster head)")
-    p.add_argument("--storage", type=Path, default=Path("runs"), help="Ray Tune / Train storage")
+    p.add_argument("--tracking-uri", default=default_tracking_uri(),
+                   help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, the cluster "
+                                                   "`ray start` made here, else a local Ray)")
+    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV, "runs"),
+                   help=f"study state and checkpoints: a path or s3://bucket/prefix (default: ${STORAGE_ENV}, else runs)")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (one per study)")
     p.add_argument("--workers", type=int, default=1, help="DDP workers per trial")
     p.add_argument("--gpu", action="store_true", help="one GPU per DDP worker")
@@ -45,7 +52,7 @@ def seeds(args: argparse.Namespace, default: list[int]) -> list[int]:
 
 def base(args: argparse.Namespace, name: str, **train: Any) -> dict[str, Any]:
     """StudyConfig keyword arguments for the chosen size; `train` overrides TrainConfig fields."""
-    common = {"tracking_uri": args.tracking_uri, "storage_path": str(args.storage)}
+    common = {"tracking_uri": args.tracking_uri, "storage_path": args.storage}
     scaling = ScalingSpec(num_workers=args.workers, use_gpu=args.gpu)
     if args.smoke:
         return {"name": f"{name}_smoke", **common, "scaling": scaling,
@@ -67,7 +74,8 @@ def base(args: argparse.Namespace, name: str, **train: Any) -> dict[str, Any]:
 
 
 def run(study: StudyConfig, args: argparse.Namespace) -> None:
-    """Run (or resume) the study, print the best trial, write the report; say where everything is."""
+    """Run (or resume) the study, print the best trial, write the report; say where everything is.
+    Exits with status 1 when a trial failed, after the report of the others."""
     results = run_study(study, address=args.address)
     scored = [r for r in results if (r.metrics or {}).get(study.metric) is not None]
     unscored = len(results) - len(scored)
@@ -80,3 +88,13 @@ def run(study: StudyConfig, args: argparse.Namespace) -> None:
     report = build_report(absolute_uri(study.tracking_uri), study.name, args.reports / study.name, study.metric)
     print(f"report: {report}")
     print(f"MLflow: anomclr ui --tracking-uri {study.tracking_uri}   (experiment {study.name})")
+    if results.errors:
+        print(f"{len(results.errors)} trials failed; the first: {one_line(results.errors[0])}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def one_line(err: BaseException) -> str:
+    """The line of a (Ray-wrapped) exception that names it: "ValueError: ...", not the traceback."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b", line)]
+    return (named or lines)[-1]

@@ -8,15 +8,23 @@ finds that run instead of making a second one.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+TRACKING_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own variable; the cluster YAMLs export the head's server
 TRIAL_TAG = "anomclr.trial_id"
 STUDY_TAG = "anomclr.study"
+NODE_TAG = "anomclr.ray_node"  # the Ray node a trial ran on (its last evaluation's, after a restore)
 VIEW_KEY = "anomclr"  # MLflow UI shared view: ...#/experiments/<id>/runs?viewStateShareKey=anomclr
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+
+
+def default_tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI when set (on a cluster: the head's server), else the local SQLite store."""
+    return os.environ.get(TRACKING_ENV) or DEFAULT_TRACKING_URI
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -65,15 +73,17 @@ def check_tracking(uri: str) -> None:
         raise ConnectionError(f"MLflow tracking store {uri} is not reachable: {type(err).__name__}: {err}") from None
 
 
-def experiment_id(uri: str, name: str, artifact_root: str | Path | None = None) -> str:
+def experiment_id(uri: str, name: str, artifact_root: str | None = None) -> str:
+    """The study's experiment, created on first use. A tracking server stores (or proxies) artifacts
+    itself; with a local store they go to `artifact_root`/<name> (a URI: file:, s3:, gs:), default
+    ./mlartifacts."""
     c = client(uri)
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     if uri.startswith(("http://", "https://")):  # the server stores (or proxies) artifacts itself
         return c.create_experiment(name)
-    location = Path(artifact_root or "mlartifacts").resolve() / name
-    return c.create_experiment(name, artifact_location=location.as_uri())
+    return c.create_experiment(name, artifact_location=f"{artifact_root or Path('mlartifacts').resolve().as_uri()}/{name}")
 
 
 def start_parent_run(uri: str, exp_id: str, study: str, params: dict[str, Any]) -> str:
@@ -103,10 +113,11 @@ def set_study_view(uri: str, exp_id: str, parent_run_id: str) -> None:
 
 def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_name: str, params: dict[str, Any],
               metrics: dict[str, float], step: int, curves: dict[str, dict[int, float]], artifacts: list[Path],
-              finished: bool, start_time: float | None = None) -> str:
+              finished: bool, start_time: float | None = None, node: str | None = None) -> str:
     """A trial's nested run: params once, then `metrics` at `step` (one call per evaluation, e.g. per ASHA
     rung), per-step `curves` ({name: {step: value}}), artifact files (replaced by later calls).
-    `start_time` (Unix seconds) is when the trial started, for the run's duration.
+    `start_time` (Unix seconds) is when the trial started, for the run's duration; `node`, the Ray node
+    the trial runs on, becomes a tag.
 
     The run is found by its trial id under this parent run, so a restored study never makes a second one.
     """
@@ -117,8 +128,11 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
                                                   f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
     if found:
         rid, new_params = found[0].info.run_id, []
+        if node:
+            c.set_tag(rid, NODE_TAG, node)
     else:
-        run = c.create_run(exp_id, run_name=trial_name, tags={"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id},
+        tags = {"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id} | ({NODE_TAG: node} if node else {})
+        run = c.create_run(exp_id, run_name=trial_name, tags=tags,
                            start_time=int(1000 * start_time) if start_time else None)
         rid, new_params = run.info.run_id, [Param(k, v[:6000]) for k, v in flatten(params).items()]
     now = int(time.time() * 1000)

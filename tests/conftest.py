@@ -39,7 +39,7 @@ def log_synthetic_study(uri: str, name: str, trials: list[dict], tmp: Path) -> s
     from anomclr_ray.metrics import roc, save_curves
     from anomclr_ray.tracking import experiment_id, log_trial, start_parent_run
 
-    exp = experiment_id(uri, name, tmp / "mlartifacts")
+    exp = experiment_id(uri, name, (tmp / "mlartifacts").as_uri())
     parent = start_parent_run(uri, exp, name, {"name": name})
     rng = np.random.default_rng(0)
     for i, t in enumerate(trials):

@@ -66,6 +66,11 @@ class Dataset:
     val_signals: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def data_files(cfg: DataConfig) -> list[Path]:
+    """The files a data config reads: the background, then each signal."""
+    return [find_sample_file(cfg.data_dir, s) for s in (L.BACKGROUND, *cfg.signals)]
+
+
 def check_data(cfg: DataConfig) -> None:
     """Files exist, have the layout and hold enough events: fails fast, reads no events."""
     need = {L.BACKGROUND: cfg.n_train + cfg.n_test + cfg.n_val,
