@@ -1,0 +1,198 @@
+"""A study across a two-node Ray cluster on this machine, with nothing mocked: two `ray start` processes
+(the head offers no CPU; only the second node offers the custom resource the trials ask for), study
+storage in an S3 bucket of a real S3-compatible server on 127.0.0.1 (moto's server mode), tracking
+through a real `mlflow server` on 127.0.0.1 whose artifacts go to the same bucket.
+
+The second node runs in its own mount namespace with an empty tmpfs over one directory (`node_local`):
+a path there exists for the driver and not for that node, as a head's local disk does not exist for
+a cloud worker. Where the test cannot make a mount namespace (not root), the refusals that need it skip.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from conftest import DEFAULT_DATA, free_port
+from test_ray_cluster import RAY, _stop_group
+from test_study import _nested_runs, tiny_study
+
+from anomclr_ray.distributed import ScalingSpec
+from anomclr_ray.pretrain import TrainConfig
+from anomclr_ray.tracking import NODE_TAG, TRIAL_TAG, client
+
+BUCKET = "anomclr-test"
+TRIAL_NODE = {"trial_node": 1}
+pytestmark = pytest.mark.slow
+
+
+def _serve(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
+    """Start a server and wait until it accepts connections on 127.0.0.1:`port`."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
+    deadline = time.time() + 60
+    while True:
+        assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.5)
+
+
+def _wait_for_nodes(address: str, n: int, procs: list[subprocess.Popen], logs: list[Path]) -> None:
+    import ray
+
+    deadline = time.time() + 120
+    while True:
+        out = subprocess.run([RAY, "status", f"--address={address}"], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.count("node_") >= n:
+            return
+        dead = [log for p, log in zip(procs, logs) if p.poll() is not None]
+        assert time.time() < deadline and not dead, "\n".join(log.read_text()[-2000:] for log in logs)
+        time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """{address, tracking, storage, masked, node_local, s3}: everything started for this module, then stopped."""
+    import boto3
+    import ray
+
+    ray.shutdown()  # earlier tests may have left a local instance in this process
+    tmp = tmp_path_factory.mktemp("multinode")
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "RAY_AUTH_MODE": "token"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the servers, both Ray nodes and this driver see the same store
+    procs: list[subprocess.Popen] = []
+    temp_dir = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths live under it
+    try:
+        s3_port = int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+        procs.append(_serve([str(Path(RAY).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
+                            s3_port, tmp / "moto.log"))
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        mlflow_port = free_port()
+        procs.append(_serve([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                             "--backend-store-uri", f"sqlite:///{tmp}/server.db",
+                             "--artifacts-destination", f"s3://{BUCKET}/mlartifacts"], mlflow_port, tmp / "mlflow.log"))
+        node_local = tmp / "node_local"  # seen by the driver and the head, empty on the second node
+        (node_local / "data").mkdir(parents=True)
+        for f in DEFAULT_DATA.glob("*.h5"):
+            (node_local / "data" / f.name).symlink_to(f)
+        port = free_port()
+        address = f"127.0.0.1:{port}"
+        common = ["--block", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+        logs = [tmp / "head.log", tmp / "node.log"]
+        procs.append(subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--num-cpus=0",
+                                       "--include-dashboard=false", *common], stdout=subprocess.DEVNULL,
+                                      stderr=open(logs[0], "w"), start_new_session=True))
+        _wait_for_nodes(address, 1, procs[-1:], logs[:1])
+        worker = [RAY, "start", f"--address={address}", "--num-cpus=2", f"--resources={json.dumps({'trial_node': 100})}",
+                  *common]
+        masked = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True).returncode == 0
+        if masked:
+            worker = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                      'mount -t tmpfs tmpfs "$0" && exec "$@"', str(node_local), *worker]
+        procs.append(subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=open(logs[1], "w"), start_new_session=True))
+        _wait_for_nodes(address, 2, procs[-2:], logs)
+        yield {"address": address, "tracking": f"http://127.0.0.1:{mlflow_port}", "storage": f"s3://{BUCKET}/runs",
+               "masked": masked, "node_local": node_local, "s3": s3}
+    finally:
+        ray.shutdown()
+        for proc in reversed(procs):
+            _stop_group(proc)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _study(cluster, tmp_path, **kw):
+    base = tiny_study(tmp_path)
+    return replace(base, tracking_uri=cluster["tracking"], storage_path=cluster["storage"],
+                   scaling=replace(base.scaling, custom_resources=TRIAL_NODE), **kw)
+
+
+def _trial_node_id() -> str:
+    import ray
+
+    return next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "trial_node" in n["Resources"])
+
+
+def test_preflight_refuses_what_only_one_node_would_see(cluster, tmp_path):
+    from anomclr_ray.study import run_study
+
+    study = _study(cluster, tmp_path, name="refused")
+    with pytest.raises(ValueError, match=r"mlruns.db is a file on this node; on this Ray cluster of 2 nodes"):
+        run_study(replace(study, tracking_uri=f"sqlite:///{tmp_path}/mlruns.db"), address=cluster["address"])
+    if not cluster["masked"]:
+        pytest.skip("no mount namespace (needs root): the node-local path refusals cannot be staged")
+    local = cluster["node_local"] / "runs"
+    with pytest.raises(ValueError, match=rf"storage {local} is local to this node: 1 of 2 Ray nodes do not see it"):
+        run_study(replace(study, storage_path=str(local)), address=cluster["address"])
+    data_dir = cluster["node_local"] / "data"
+    with pytest.raises(ValueError, match=rf"data file {data_dir}/\S+\.h5: Ray node .* does not see it"):
+        run_study(replace(study, data=replace(study.data, data_dir=str(data_dir))), address=cluster["address"])
+    assert client(study.tracking_uri).get_experiment_by_name(study.name) is None  # refused before anything started
+
+
+def test_study_across_two_nodes_with_s3_storage_restores_after_a_kill(cluster, tmp_path):
+    """Three trials placed on the second node; the driver is killed after the first lands in MLflow; the
+    same study restored from the bucket finishes with every trial exactly once."""
+    from anomclr_ray.report import build_report
+    from anomclr_ray.study import run_study
+
+    study = _study(cluster, tmp_path, name="two_nodes", search_space={"train.mix": {"grid": ["ao", "cs", "shift"]}},
+                   train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3))
+    script = tmp_path / "study.py"
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom pathlib import Path\n"
+        "from dataclasses import replace\nfrom test_multinode import _study\nfrom anomclr_ray.pretrain import TrainConfig\n"
+        "from anomclr_ray.study import run_study\n"
+        f"cluster = {{'tracking': {cluster['tracking']!r}, 'storage': {cluster['storage']!r}}}\n"
+        f"s = _study(cluster, Path({str(tmp_path)!r}), name='two_nodes', search_space={{'train.mix': {{'grid': ['ao', 'cs', 'shift']}}}},\n"
+        "           train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3))\n"
+        f"run_study(s, address={cluster['address']!r})\n")
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "study.log", "w"))
+    deadline, done = time.time() + 300, 0
+    while time.time() < deadline and proc.poll() is None and done < 1:
+        time.sleep(1)
+        try:
+            done = len(_nested_runs(study)[0])
+        except Exception:  # noqa: BLE001 - the experiment does not exist yet
+            continue
+    assert proc.poll() is None, "the study process ended early:\n" + (tmp_path / "study.log").read_text()[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 1 <= done < 3, f"the kill came too late or too early: {done} trials logged"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlruns.db").exists()  # nothing on the driver's disk
+
+    results = run_study(study, address=cluster["address"])  # restores from the bucket
+    assert len(results) == 3 and not results.errors
+    trials, parents = _nested_runs(study)
+    assert len(parents) == 1  # the parent-run record came back from the bucket
+    assert sorted(r.data.params["train.mix"] for r in trials) == ["ao", "cs", "shift"]
+    assert len({r.data.tags[TRIAL_TAG] for r in trials}) == 3
+    assert {r.data.tags[NODE_TAG] for r in trials} == {_trial_node_id()}  # every trial ran on the second node
+    assert all(0 < r.data.metrics["auc/mean"] < 1 for r in trials)
+    keys = [o["Key"] for page in cluster["s3"].get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+            for o in page.get("Contents", [])]
+    assert "runs/two_nodes/tuner.pkl" in keys and "runs/two_nodes.mlflow_parent" in keys
+    assert sum(k.startswith("runs/two_nodes/train/") and k.endswith("checkpoint.pt") for k in keys) >= 3
+    assert sum(k.startswith("mlartifacts/") and k.endswith("curves.npz") for k in keys) == 3  # via the server's proxy
+    md = build_report(study.tracking_uri, study.name, tmp_path / "report").read_text()
+    best = max(r.data.metrics["auc/mean"] for r in trials)
+    assert f"auc/mean = {best:.3f}" in md
