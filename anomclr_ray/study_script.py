@@ -97,4 +97,4 @@ def one_line(err: BaseException) -> str:
     """The line of a (Ray-wrapped) exception that names it: "ValueError: ...", not the traceback."""
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
     named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b", line)]
-    return (named or lines)[-1]
+    return re.sub(r"^(?:\w+\.)+(?=\w+:)", "", (named or lines)[-1])  # "pkg.mod.ValueError: m" -> "ValueError: m"

@@ -76,3 +76,32 @@ def test_a_stale_cluster_record_starts_a_local_instance():
     assert out.returncode == 0, out.stderr[-3000:]
     assert "CPUS 1.0" in out.stdout
     assert "nothing answers at 127.0.0.1" in out.stderr
+
+
+@pytest.mark.slow
+def test_an_auth_mode_mismatch_is_named_at_connect(tmp_path):
+    """A cluster started without token authentication cancels a token driver's actors (every trial):
+    connect() says so before a study starts, naming the setting to change."""
+    from anomclr_ray.raycluster import connect
+
+    ray.shutdown()
+    temp_dir = tempfile.mkdtemp(prefix="ray")
+    port = free_port()
+    head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp_dir}",
+                             "--include-dashboard=false", "--disable-usage-stats"],
+                            env={**os.environ, "RAY_AUTH_MODE": "disabled"}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "head.log", "w"))
+    try:
+        deadline = time.time() + 90
+        while subprocess.run([RAY, "status", f"--address=127.0.0.1:{port}"], capture_output=True,
+                             env={**os.environ, "RAY_AUTH_MODE": "disabled"}).returncode:
+            assert time.time() < deadline and head.poll() is None, (tmp_path / "head.log").read_text()[-2000:]
+            time.sleep(2)
+        with pytest.raises(ConnectionError, match="authentication mismatch: this driver uses RAY_AUTH_MODE=token. "
+                                                  "Start the cluster with RAY_AUTH_MODE=token"):
+            connect(f"127.0.0.1:{port}")
+        assert not ray.is_initialized()
+    finally:
+        ray.shutdown()
+        _stop_group(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -210,3 +210,28 @@ def test_killed_study_resumes_without_losing_or_duplicating_trials(tmp_path):
     assert sorted(r.data.params["train.mix"] for r in trials) == ["ao", "cs", "shift"]
     assert len({r.data.tags[TRIAL_TAG] for r in trials}) == 3
     assert len(results) == 3 and not results.errors
+
+
+@pytest.mark.slow
+def test_a_study_with_failed_trials_exits_nonzero_naming_the_first_error(tmp_path, capsys):
+    """The background file has a NaN after the events the preflight looks at: every trial fails when it
+    reads its data, and the script says so in one line and exits 1 (after the report of the others)."""
+    import argparse
+    import shutil
+
+    import h5py
+
+    from anomclr_ray import study_script
+    from anomclr_ray.events import layout as L
+    from conftest import DEFAULT_DATA
+
+    data = tmp_path / "data"
+    shutil.copytree(DEFAULT_DATA, data, ignore=shutil.ignore_patterns("*.png", "*.md"))
+    with h5py.File(data / L.FILE_NAMES[L.BACKGROUND], "r+") as f:
+        f[L.PARTICLES_KEY][150, 0, 0] = float("nan")
+    study = replace(tiny_study(tmp_path), data=replace(tiny_study(tmp_path).data, data_dir=str(data)), max_failures=0)
+    with pytest.raises(SystemExit) as exit_:
+        study_script.run(study, argparse.Namespace(address=None, reports=tmp_path / "reports"))
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("2 trials failed; the first: EventValidationError: ") and "event 150" in err, err
