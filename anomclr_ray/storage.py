@@ -42,22 +42,18 @@ class Storage:
         return "://" not in self.uri
 
     @functools.cached_property
-    def _resolved(self):
+    def filesystem(self):
+        """The pyarrow filesystem (Ray's `storage_filesystem`); S3 asks the store for the bucket's region."""
         import pyarrow.fs
 
         try:
-            return pyarrow.fs.FileSystem.from_uri(self.uri)
+            return pyarrow.fs.FileSystem.from_uri(self.uri)[0]
         except Exception as err:  # noqa: BLE001 - pyarrow's own message says what is missing
             raise ValueError(f"storage {self.uri}: cannot be opened: {err}") from None
 
-    @property
-    def filesystem(self):
-        """The pyarrow filesystem (Ray's `storage_filesystem`)."""
-        return self._resolved[0]
-
     def path(self, *parts: str) -> str:
         """A path inside the filesystem (what Ray wants next to `storage_filesystem`): no scheme."""
-        return "/".join([self._resolved[1].rstrip("/"), *parts])
+        return "/".join([self.uri.partition("://")[2] or self.uri, *parts])
 
     def child(self, *parts: str) -> Storage:
         return Storage(str(Path(self.uri, *parts)) if self.is_local else "/".join([self.uri, *parts]))

@@ -40,5 +40,16 @@ def test_dashboard_on_localhost_and_no_open_ports(path):
         assert all(r["CidrIp"].endswith("/32") for r in rule["IpRanges"])
     assert "RAY_AUTH_MODE=disabled" not in text  # token authentication is never switched off
     for cmd in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]:
-        assert cmd.startswith("ray stop") or cmd.startswith("RAY_AUTH_MODE=token ray start")
+        assert cmd.startswith(("ray stop", "RAY_AUTH_MODE=token ray start", "bash ~/anomclr-ray/cluster/start_tracking.sh"))
     assert "~/.ray/auth_token" in cfg["file_mounts"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_the_head_runs_a_tracking_server_on_private_and_loopback_addresses_and_exports_it(path):
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["head_start_ray_commands"][-1] == "bash ~/anomclr-ray/cluster/start_tracking.sh"
+    env = "\n".join(cfg["head_setup_commands"])
+    assert "export ANOMCLR_STORAGE=" in env and "export MLFLOW_TRACKING_URI=http://$(hostname -I" in env
+    server = (CLUSTER / "start_tracking.sh").read_text()
+    assert 'for host in $(printf \'%s\\n\' "$private" 127.0.0.1' in server and "0.0.0.0" not in server
+    assert '--artifacts-destination "$ANOMCLR_STORAGE/mlartifacts"' in server
