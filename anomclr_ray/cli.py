@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from . import USER_ERRORS
 from .events import layout as L
 
 
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, PermissionError, FloatingPointError, ConnectionError) as err:
+    except USER_ERRORS as err:
         print(f"anomclr {args.command}: error: {err}", file=sys.stderr)
         return 2
 

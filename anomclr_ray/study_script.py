@@ -13,8 +13,10 @@ import os
 import re
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+from . import USER_ERRORS
 from .distributed import ScalingSpec
 from .events.dataset import DEFAULT_DATA_DIR, DataConfig
 from .model import ModelConfig
@@ -24,6 +26,16 @@ from .score import ScoreConfig
 from .storage import STORAGE_ENV
 from .study import StudyConfig, run_study
 from .tracking import absolute_uri, default_tracking_uri
+
+
+def entry(main: Callable[[], None]) -> None:
+    """Run a study script's `main`: a mistake in its input (config, data, an unreachable store or
+    cluster) is one line on stderr and exit status 2; a bug keeps its traceback."""
+    try:
+        main()
+    except USER_ERRORS as err:
+        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:

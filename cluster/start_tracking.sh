@@ -13,9 +13,14 @@ source ~/.anomclr_env  # ANOMCLR_STORAGE and MLFLOW_TRACKING_URI, written by hea
 private=${MLFLOW_TRACKING_URI#http://}
 private=${private%:*}
 backend=${MLFLOW_BACKEND_STORE:-sqlite:///$HOME/mlflow.db}
-pkill -f "mlflow server --host .* --port 5000 " || true  # `ray up` again restarts it
+# `ray up` again restarts it: stop the old servers and wait until they are gone (else the health check
+# below would be answered by a dying one)
+pkill -f "mlflow server --host .* --port 5000 " || true
+for _ in $(seq 60); do pgrep -f "mlflow server --host .* --port 5000 " >/dev/null || break; sleep 1; done
 for host in $(printf '%s\n' "$private" 127.0.0.1 | sort -u); do
+  # the Host headers it answers (MLflow's guard against DNS rebinding): its own addresses only
   nohup mlflow server --host "$host" --port 5000 --backend-store-uri "$backend" \
+    --allowed-hosts "$private:5000,127.0.0.1:5000,localhost:5000" \
     --artifacts-destination "$ANOMCLR_STORAGE/mlartifacts" >"$HOME/mlflow-$host.log" 2>&1 &
   # one server at a time: the first creates the store's tables
   python3 -c "

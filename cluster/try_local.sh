@@ -22,8 +22,8 @@ install -d -m 700 -o "$USER_NAME" -g "$USER_NAME" "/home/$USER_NAME/.ssh"
 install -m 600 -o "$USER_NAME" -g "$USER_NAME" "$WORK/key.pub" "/home/$USER_NAME/.ssh/authorized_keys"
 mkdir -p /run/sshd "$WORK/shared"
 chown "$USER_NAME" "$WORK/shared"
+trap 'kill "$(cat "$WORK/sshd.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
 /usr/sbin/sshd -o ListenAddress=127.0.0.1 -o PasswordAuthentication=no -o PidFile="$WORK/sshd.pid" -E "$WORK/sshd.log"
-trap 'kill "$(cat "$WORK/sshd.pid")" 2>/dev/null || true' EXIT
 
 .venv/bin/python - "$WORK" "$USER_NAME" <<'PY'
 import sys
@@ -43,8 +43,11 @@ echo "== cluster file: cluster/local.yaml with these lines changed"
 diff <(.venv/bin/python -c "import yaml,sys; print(yaml.safe_dump(yaml.safe_load(open('cluster/local.yaml')), sort_keys=False))") \
   "$WORK/cluster.yaml" || true
 
+trap '"$RAY" down -y "$WORK/cluster.yaml" >/dev/null 2>&1; kill "$(cat "$WORK/sshd.pid")" 2>/dev/null || true' EXIT
 set -x
 "$RAY" up -y --no-config-cache "$WORK/cluster.yaml"
 "$RAY" submit "$WORK/cluster.yaml" studies/ablation_augmentations.py --smoke
 "$RAY" exec "$WORK/cluster.yaml" 'echo "$MLFLOW_TRACKING_URI $ANOMCLR_STORAGE"; ls "$ANOMCLR_STORAGE" "$ANOMCLR_STORAGE/mlartifacts"/*; ls ~/reports/*'
 "$RAY" down -y "$WORK/cluster.yaml"
+# `ray down` stops Ray; the MLflow server of an on-prem head keeps serving the runs until stopped
+su "$USER_NAME" -c 'pkill -f "mlflow server --host .* --port 5000 "' || true

@@ -235,3 +235,17 @@ def test_a_study_with_failed_trials_exits_nonzero_naming_the_first_error(tmp_pat
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("2 trials failed; the first: EventValidationError: ") and "event 150" in err, err
+
+
+def test_a_study_scripts_input_mistake_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO, free_port
+
+    out = subprocess.run([sys.executable, str(REPO / "studies" / "ablation_augmentations.py"), "--smoke",
+                          "--tracking-uri", f"http://127.0.0.1:{free_port()}", "--storage", str(tmp_path / "runs")],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()]  # one line, no traceback
+    assert out.stderr.startswith("ablation_augmentations.py: error: MLflow tracking store http://127.0.0.1:")
