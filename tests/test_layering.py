@@ -1,0 +1,63 @@
+"""The library's layering as a tested fact: every module imports only modules declared before it, and
+the README's module table lists every module in this order."""
+
+import ast
+import re
+from pathlib import Path
+
+from conftest import REPO
+
+PACKAGE = REPO / "anomclr_ray"
+
+# data -> augment -> encoder -> scores -> metrics -> tracking/report, with the platform around it
+LAYERS = (
+    "events.layout", "events.kinematics", "events.validate", "events.io", "events.preprocess", "events.dataset",
+    "events.plots", "events",
+    "storage", "raycluster",
+    "events.generation.processes", "events.generation.detector", "events.generation.pythia_chunk",
+    "events.generation.runner", "events.generation",
+    "augment", "model", "losses", "pretrain", "score", "metrics", "evaluate",
+    "monitoring", "distributed", "tracking", "figures", "report", "study", "study_script", "ui", "cli",
+)
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name:  # the root package holds only constants (USER_ERRORS), which every module may use
+            out[name] = path
+    return out
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package modules `name` imports, at any depth of its code (lazy imports count)."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[:len(package) - (node.level - 1)] + (node.module.split(".") if node.module else [])
+            for alias in node.names:
+                target = ".".join([*base, alias.name])
+                found.add(target if target in modules else ".".join(base))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found |= {n.removeprefix("anomclr_ray.") for n in names if n.startswith("anomclr_ray.")}
+    return found - {"", name}
+
+
+def test_every_module_is_declared_once():
+    assert sorted(LAYERS) == sorted(_modules()) and len(set(LAYERS)) == len(LAYERS)
+
+
+def test_every_module_imports_only_from_its_left():
+    modules = _modules()
+    broken = [f"{name} imports {dep}" for name in LAYERS for dep in sorted(_imports(name, modules[name], modules))
+              if LAYERS.index(dep) > LAYERS.index(name)]
+    assert not broken, broken
+
+
+def test_the_readme_table_lists_the_modules_in_this_order():
+    rows = re.findall(r"^\| `anomclr_ray/([\w/]+?)(?:\.py|/)` \|", (REPO / "README.md").read_text(), re.M)
+    assert [r.replace("/", ".") for r in rows] == [m for m in LAYERS if m not in ("events", "events.generation")]
