@@ -103,7 +103,8 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
                          storage_path: str | Path, name: str, pre: Preprocessor | None = None):
     """Fit with Ray Train; returns the `ray.train.Result` (last checkpoint, metrics with the loss history).
 
-    `storage_path` is a path or an object-store URI (see `storage.Storage`). `pre` defaults to a Preprocessor fitted on the training background here, on the driver.
+    `storage_path` is a path or an object-store URI (see `storage.Storage`). `pre` defaults to a
+    Preprocessor fitted on the training background here, on the driver.
     """
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
