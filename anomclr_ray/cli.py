@@ -81,6 +81,7 @@ def _score(args: argparse.Namespace) -> int:
     from .events.preprocess import N_INPUT_FEATURES, Preprocessor
     from .pretrain import choose_device, load_checkpoint, represent
     from .figures import metrics_table, plot_curves
+    from .names import BASELINE
     from .score import ScoreConfig
 
     device = choose_device(args.device)
@@ -105,7 +106,7 @@ def _score(args: argparse.Namespace) -> int:
 
     if not args.no_ae_raw:
         pre = models[0][1] if models else Preprocessor.fit(data.train)
-        run("ae_raw", lambda x: raw_inputs(pre, x))
+        run(BASELINE, lambda x: raw_inputs(pre, x))
     for i, (model, pre_m, cfg) in enumerate(models):
         name = cfg.loss if cfg.loss not in summaries else f"{cfg.loss}_{i}"
         run(name, lambda x, m=model, p=pre_m: represent(m, p, x, device))
@@ -231,13 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_score)
 
+    from .names import MEAN, metric_key
     from .tracking import default_tracking_uri
 
     r = sub.add_parser("report", help="Markdown, CSV and figures of a study, read from MLflow")
     r.add_argument("--experiment", required=True, help="the study's name (its MLflow experiment)")
     r.add_argument("--tracking-uri", default=default_tracking_uri())
     r.add_argument("--out", type=Path, required=True, help="report directory")
-    r.add_argument("--metric", default="auc/mean", help="what 'best' means")
+    r.add_argument("--metric", default=metric_key("auc", MEAN), help="what 'best' means (a metric key, e.g. val_auc/mean)")
     r.set_defaults(func=_report)
 
     u = sub.add_parser("ui", help="the MLflow UI on the study store, bound to 127.0.0.1")

@@ -13,6 +13,7 @@ import torch
 
 from .events.preprocess import Preprocessor
 from .metrics import Roc, roc, signal_metrics
+from .names import MEAN, MEAN_METRICS, SIGNAL_METRICS, metric_key
 from .score import ScoreConfig, fit_autoencoders
 
 
@@ -33,10 +34,9 @@ class Evaluation:
         return _summary(self.metrics)
 
     def flat_metrics(self) -> dict[str, float]:
-        """MLflow / Tune metrics: `auc/<signal>`, `auc_std/<signal>` (over AE seeds), the same for `si`
-        and `eb_at_es`, and `auc/mean`, `si/mean` over the signals; with a validation set, the same
-        again prefixed `val_` (`val_auc/mean`, ...)."""
-        return {**_flat(self.metrics, ""), **(_flat(self.validation, "val_") if self.validation else {})}
+        """MLflow / Tune metrics (keys: `names.metric_key`): per signal, mean and std over AE seeds,
+        means over the signals; with a validation set, the same on it."""
+        return {**_flat(self.metrics, False), **(_flat(self.validation, True) if self.validation else {})}
 
 
 def _summary(metrics: Metrics) -> dict[str, dict[str, float]]:
@@ -49,14 +49,15 @@ def _summary(metrics: Metrics) -> dict[str, dict[str, float]]:
     return out
 
 
-def _flat(metrics: Metrics, prefix: str) -> dict[str, float]:
+def _flat(metrics: Metrics, validation: bool) -> dict[str, float]:
     out: dict[str, float] = {}
-    for sig, m in _summary(metrics).items():
-        for name in ("auc", "si", "eb_at_es"):
-            out[f"{prefix}{name}/{sig}"] = m[name]
-            out[f"{prefix}{name}_std/{sig}"] = m[f"{name}_std"]
-    for name in ("auc", "si"):
-        out[f"{prefix}{name}/mean"] = float(np.mean([out[f"{prefix}{name}/{s}"] for s in metrics]))
+    summary = _summary(metrics)
+    for sig, m in summary.items():
+        for name in SIGNAL_METRICS:
+            out[metric_key(name, sig, validation=validation)] = m[name]
+            out[metric_key(name, sig, std=True, validation=validation)] = m[f"{name}_std"]
+    for name in MEAN_METRICS:
+        out[metric_key(name, MEAN, validation=validation)] = float(np.mean([m[name] for m in summary.values()]))
     return out
 
 

@@ -12,12 +12,11 @@ import numpy as np
 
 from .events import layout as L
 from .metrics import Roc, significance_improvement
+from .names import METHOD_KEY, METHODS, method_label
 
-METHOD_COLORS = {"ae_raw": "#444444", "clr": "#1f77b4", "anomclr": "#d62728", "anomclr_plus": "#2ca02c"}
-METHOD_LABELS = {"ae_raw": "AE-Raw", "clr": "CLR", "anomclr": "AnomCLR", "anomclr_plus": "AnomCLR+"}
 METRIC_LABELS = {"auc": "AUC", "si": r"SI = $\epsilon_S/\sqrt{\epsilon_B}$ at $\epsilon_S$ = 0.3",
                  "eb_at_es": r"$\epsilon_B$ at $\epsilon_S$ = 0.3"}
-AXIS_LABELS = {"method": "method", "train.mix": "anomaly augmentation mix", "model.model_dim": "representation dimension",
+AXIS_LABELS = {METHOD_KEY: "method", "train.mix": "anomaly augmentation mix", "model.model_dim": "representation dimension",
                "score.bottleneck": "AE bottleneck dimension", "train.temperature": r"temperature $\tau$",
                "train.learning_rate": "learning rate", "train.batch_size": "batch size"}
 
@@ -49,15 +48,15 @@ def plot_curves(curves: dict[str, dict[str, Roc]], out_dir: str | Path) -> list[
                 if sig not in per_sig:
                     continue
                 c = per_sig[sig]
-                color, label = METHOD_COLORS.get(method), METHOD_LABELS.get(method, method)
+                color = METHODS[method].color if method in METHODS else None
                 if kind == "roc":
                     keep = c.eps_b > 0
-                    ax.plot(c.eps_s[keep], 1 / c.eps_b[keep], color=color, label=label)
+                    ax.plot(c.eps_s[keep], 1 / c.eps_b[keep], color=color, label=method_label(method))
                     ax.set_yscale("log")
                     ax.set_ylabel(r"background rejection $1/\epsilon_B$")
                 else:
                     es, si = significance_improvement(c, min_eps_b=1e-3)
-                    ax.plot(es, si, color=color, label=label)
+                    ax.plot(es, si, color=color, label=method_label(method))
                     ax.set_ylabel(r"SI = $\epsilon_S/\sqrt{\epsilon_B}$")
             ax.set_xlabel(r"signal efficiency $\epsilon_S$")
             ax.set_title(L.SIGNAL_LATEX.get(sig, sig))
@@ -79,7 +78,7 @@ def metrics_table(summaries: dict[str, dict[str, dict[str, float]]], metric: str
     rows = [head, "|" + " --- |" * (len(signals) + 1)]
     for method, per_sig in summaries.items():
         cells = [f"{per_sig[s][metric]:.3f} ± {per_sig[s][metric + '_std']:.3f}" if s in per_sig else "—" for s in signals]
-        rows.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
+        rows.append(f"| {method_label(method)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -100,7 +99,7 @@ def plot_bars(summaries: dict[str, dict[str, dict[str, float]]], path: str | Pat
             mean = [summaries[g].get(s, {}).get(metric, np.nan) for s in signals]
             std = [summaries[g].get(s, {}).get(metric + "_std", 0.0) for s in signals]
             ax.bar(x + (i - (len(groups) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
-                   label=METHOD_LABELS.get(g, g), color=METHOD_COLORS.get(g, f"C{i}"))
+                   label=method_label(g), color=METHODS[g].color if g in METHODS else f"C{i}")
         ax.set_xticks(x, [L.SIGNAL_LATEX[s] for s in signals])
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         if metric == "auc":
@@ -164,7 +163,7 @@ def plot_search(points: dict[str, list[tuple[str, float, bool]]], path: str | Pa
         except ValueError:
             cats = sorted(set(values))
             xs = np.array([cats.index(v) for v in values], float)
-            ax.set_xticks(range(len(cats)), [METHOD_LABELS.get(c, c) for c in cats], rotation=30)
+            ax.set_xticks(range(len(cats)), [method_label(c) for c in cats], rotation=30)
         ys = np.array([m for _, m, _ in points[param]])
         full = np.array([c for _, _, c in points[param]], bool)
         ax.scatter(xs[full], ys[full], color="C0", label="whole budget")

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from .events import layout as L
-from .figures import AXIS_LABELS, METHOD_LABELS, metrics_table, plot_bars, plot_curves, plot_search, plot_versus
+from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_search, plot_versus
 from .metrics import load_curves
+from .names import MEAN, METHOD_KEY, METHODS, SIGNAL_METRICS, method_label, metric_key, parse_metric_key
 from .tracking import TRIAL_TAG, client
 
 SEEDS = ("train.seed",)  # replicas, not ablation axes
-METRICS = ("auc", "si", "eb_at_es")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Trial:
 
     @property
     def method(self) -> str:
-        return self.params.get("method", self.params.get("train.loss", "?"))
+        return self.params.get(METHOD_KEY, self.params.get("train.loss", "?"))
 
     @property
     def complete(self) -> bool:
@@ -73,7 +73,7 @@ def varying(trials: list[Trial]) -> list[str]:
     """Params with more than one value among the trials (the study's axes), `method` first."""
     keys = sorted({k for t in trials for k in t.params} - {"train.loss"})  # train.loss: `method` says it
     out = [k for k in keys if len({t.params.get(k) for t in trials}) > 1]
-    return sorted(out, key=lambda k: (k != "method", k))
+    return sorted(out, key=lambda k: (k != METHOD_KEY, k))
 
 
 def group_summary(trials: list[Trial], key: str) -> dict[str, dict[str, dict[str, float]]]:
@@ -85,12 +85,12 @@ def group_summary(trials: list[Trial], key: str) -> dict[str, dict[str, dict[str
     for value, members in groups.items():
         out[value] = {}
         for sig in L.SIGNALS:
-            if f"auc/{sig}" not in members[0].metrics:
+            if metric_key("auc", sig) not in members[0].metrics:
                 continue
             out[value][sig] = {}
-            for m in METRICS:
-                v = np.array([t.metrics.get(f"{m}/{sig}", np.nan) for t in members])
-                std = v.std() if len(v) > 1 else members[0].metrics.get(f"{m}_std/{sig}", 0.0)
+            for m in SIGNAL_METRICS:
+                v = np.array([t.metrics.get(metric_key(m, sig), np.nan) for t in members])
+                std = v.std() if len(v) > 1 else members[0].metrics.get(metric_key(m, sig, std=True), 0.0)
                 out[value][sig] |= {m: float(v.mean()), f"{m}_std": float(std), "n": len(v)}
     return out
 
@@ -103,7 +103,7 @@ def _as_number(values: list[str]) -> list[float] | None:
 
 
 def _method_order(summaries: dict) -> dict:
-    order = list(METHOD_LABELS)
+    order = list(METHODS)
     return dict(sorted(summaries.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
@@ -135,29 +135,29 @@ def write_csv(trials: list[Trial], path: Path) -> Path:
 
 
 def _trials_table(trials: list[Trial], axes: list[str], metric: str) -> str:
-    signals = [s for s in L.SIGNALS if any(f"auc/{s}" in t.metrics for t in trials)]
-    means = {"auc/mean": "AUC mean", "si/mean": "SI mean"}
+    signals = [s for s in L.SIGNALS if any(metric_key("auc", s) in t.metrics for t in trials)]
+    means = {metric_key("auc", MEAN): "AUC mean", metric_key("si", MEAN): "SI mean"}
     means.setdefault(metric, metric)  # the study's objective gets a column too (e.g. val_auc/mean)
     head = ["trial", "complete", *axes, *(f"AUC {L.SIGNAL_TEXT[s]}" for s in signals), *means.values()]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for t in sorted(trials, key=lambda t: -t.metrics.get(metric, -np.inf)):
         cells = [t.name, "yes" if t.complete else f"no ({t.status.lower()})", *(t.params.get(a, "") for a in axes),
-                 *(f"{t.metrics[f'auc/{s}']:.3f}" if f"auc/{s}" in t.metrics else "—" for s in signals),
+                 *(f"{t.metrics[k]:.3f}" if (k := metric_key("auc", s)) in t.metrics else "—" for s in signals),
                  *(f"{t.metrics[k]:.3f}" if k in t.metrics else "—" for k in means)]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
 def _method_section(done: list[Trial]) -> list[str]:
-    by_method = _method_order(group_summary(done, "method"))
-    n_per = ", ".join(f"{METHOD_LABELS.get(m, m)} {next(iter(v.values()))['n']}" for m, v in by_method.items())
+    by_method = _method_order(group_summary(done, METHOD_KEY))
+    n_per = ", ".join(f"{method_label(m)} {next(iter(v.values()))['n']}" for m, v in by_method.items())
     return ["## Per method (Table 2)", "", f"Mean ± std over trials (trials per method: {n_per}).", "",
             "AUC", "", metrics_table(by_method, "auc"), "", "SI at ε_S = 0.3", "", metrics_table(by_method, "si"), ""]
 
 
 def _search_section(trials: list[Trial], params: list[str], metric: str, out: Path) -> list[str]:
     points = {a: [(t.params[a], t.metrics[metric], t.complete) for t in trials if metric in t.metrics]
-              for a in ["method", *params]}
+              for a in [METHOD_KEY, *params]}
     plot_search(points, out / "search.png", metric)
     return ["## Search", "", f"{metric} of every trial (last evaluation) against each parameter.", "",
             "![search](search.png)", ""]
@@ -178,8 +178,9 @@ def _axis_section(done: list[Trial], axis: str, others: list[str], out: Path) ->
             metrics_table(summaries, "auc", axis), ""]
 
 
-def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = "auc/mean") -> Path:
+def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = metric_key("auc", MEAN)) -> Path:
     """Write the report of one study (MLflow experiment) to `out_dir`; returns the Markdown file."""
+    parse_metric_key(metric)  # a misspelled metric fails here, not as an empty "best"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trials = read_trials(uri, experiment)
@@ -193,14 +194,14 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = "
     else:
         axes = varying(done)
         best = max(done, key=lambda t: t.metrics.get(metric, -np.inf))
-        md += ["## Best trial", "", f"`{best.name}` ({METHOD_LABELS.get(best.method, best.method)}): {metric} = "
+        md += ["## Best trial", "", f"`{best.name}` ({method_label(best.method)}): {metric} = "
                f"{best.metrics.get(metric, float('nan')):.3f}" + "".join(f", `{a}` = {best.params[a]}" for a in axes), ""]
         md += _method_section(done)
-        searched = [a for a in varying(trials) if a not in SEEDS and a != "method"]
+        searched = [a for a in varying(trials) if a not in SEEDS and a != METHOD_KEY]
         if len(searched) > 2:  # a search, not an ablation: the objective against each parameter
             md += _search_section(trials, searched, metric, out)
         else:
-            ablations = [a for a in axes if a not in (*SEEDS, "method") and len({t.params[a] for t in done}) <= 12]
+            ablations = [a for a in axes if a not in (*SEEDS, METHOD_KEY) and len({t.params[a] for t in done}) <= 12]
             for axis in ablations:
                 md += _axis_section(done, axis, [a for a in axes if a not in (*SEEDS, axis)], out)
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,9 +1,11 @@
 """Ray Tune studies: each trial = Ray Train pretraining -> representations -> AE -> per-signal metrics.
 
 The search space is data: {"train.mix": {"grid": ["ao", "cs"]}, "train.temperature": {"loguniform":
-[0.05, 0.5]}, ...}; keys are `<section>.<field>` of the data / model / train / score configs. Grids run
-every combination (ablations); `search="tpe"` samples with Optuna's TPE through Ray Tune. The value
-"ae_raw" of `train.loss` is the AE-Raw baseline: no encoder, the same AE on the preprocessed raw events.
+[0.05, 0.5]}, ...}; keys are `<section>.<field>` of the data / model / train / score configs, or
+`method` (a name of `names.METHODS`: a contrastive loss, which sets `train.loss`, or "ae_raw", the AE-Raw
+baseline: no encoder, the same AE on the preprocessed raw events). Without a `method` key a trial
+runs the loss of `train.loss`. Grids run every combination (ablations); `search="tpe"` samples with
+Optuna's TPE through Ray Tune.
 With `eval_every` a trial is evaluated every so many epochs (continuing the same Ray Train run) and
 `scheduler="asha"` stops poor trials early. Every config a study can produce is checked before Ray
 starts. A study whose directory exists is restored (`Tuner.restore`) and finishes the trials that had
@@ -38,13 +40,13 @@ from .figures import plot_curves
 from .metrics import save_curves
 from .model import ModelConfig
 from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
+from .names import BASELINE, MEAN, METHOD_KEY, method as check_method, metric_key, objective_keys, parse_metric_key
 from .pretrain import TrainConfig, check_batch_size, choose_device, represent
 from .raycluster import check_cluster, connect
 from .score import ScoreConfig
 from .storage import Storage
 from .tracking import DEFAULT_TRACKING_URI, absolute_uri, check_tracking, experiment_id, log_trial, start_parent_run
 
-BASELINE = "ae_raw"  # as a value of train.loss: the AE on raw inputs, no encoder
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "score": ScoreConfig}
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -60,7 +62,7 @@ class StudyConfig:
     scaling: ScalingSpec = field(default_factory=ScalingSpec)
     search: str = "grid"  # "grid" (all combinations) or "tpe" (Optuna)
     num_samples: int = 1  # tpe: trials; grid: repeats of the grid
-    metric: str = "auc/mean"
+    metric: str = metric_key("auc", MEAN)
     eps_s: float = 0.3
     ae_seeds: tuple[int, ...] = (0,)
     tracking_uri: str = DEFAULT_TRACKING_URI
@@ -79,18 +81,22 @@ class StudyConfig:
             raise ValueError(f"StudyConfig.eval_every must be >= 0, and >= 1 for ASHA; got {self.eval_every}")
         if self.num_samples < 1:
             raise ValueError(f"StudyConfig.num_samples must be >= 1, got {self.num_samples}")
+        if METHOD_KEY in self.search_space and "train.loss" in self.search_space:
+            raise ValueError(f"search space: {METHOD_KEY!r} sets train.loss; give one of the two keys")
         for key, spec in self.search_space.items():
             section, _, name = key.partition(".")
-            if section not in SECTIONS or name not in {f.name for f in dataclasses.fields(SECTIONS[section])}:
-                raise ValueError(f"search space key {key!r}: expected <section>.<field> with section in "
-                                 f"{', '.join(SECTIONS)} and a field of that config")
+            if key != METHOD_KEY and (section not in SECTIONS
+                                      or name not in {f.name for f in dataclasses.fields(SECTIONS[section])}):
+                raise ValueError(f"search space key {key!r}: expected {METHOD_KEY!r} or <section>.<field> with "
+                                 f"section in {', '.join(SECTIONS)} and a field of that config")
             if len(spec) != 1 or next(iter(spec)) not in DOMAINS:
                 raise ValueError(f"search space {key!r}: expected one of {', '.join(DOMAINS)}, got {spec}")
             if self.search == "tpe" and "grid" in spec:
                 raise ValueError(f"search space {key!r}: 'grid' needs search='grid'; use 'choice' with tpe")
+        parse_metric_key(self.metric)  # names what a metric key looks like
         for sample in self.corner_samples():
             data = resolve(self, sample)["data"]  # every reachable config is valid, or we fail here with its message
-            if self.metric not in (objectives := objective_names(data)):
+            if self.metric not in (objectives := objective_keys(data.signals, data.has_validation)):
                 raise ValueError(f"StudyConfig.metric {self.metric!r}: the trials report {', '.join(sorted(objectives))}"
                                  + ("" if data.has_validation else " (val_* metrics need data n_val, n_val_signal)"))
 
@@ -108,26 +114,20 @@ class StudyConfig:
 
 def resolve(study: StudyConfig, sample: dict[str, Any]) -> dict[str, Any]:
     """The per-stage configs of one trial (base configs with the sampled values replaced) and its
-    `method`: the contrastive loss, or "ae_raw"."""
+    `method`: the contrastive loss (also its `train.loss`), or "ae_raw"."""
+    sample = {k: v.item() if isinstance(v, np.generic) else v for k, v in sample.items()}
+    method = check_method(sample.pop(METHOD_KEY, None) or sample.get("train.loss", study.train.loss))
     updates: dict[str, dict] = {s: {} for s in SECTIONS}
     for key, value in sample.items():
         section, _, name = key.partition(".")
-        updates[section][name] = value.item() if isinstance(value, np.generic) else value
-    method = updates["train"].get("loss", study.train.loss)
-    if method == BASELINE:
-        del updates["train"]["loss"]
+        updates[section][name] = value
+    if method.contrastive:
+        updates["train"]["loss"] = method.name
     cfgs: dict[str, Any] = {s: dataclasses.replace(getattr(study, s), **updates[s]) for s in SECTIONS}
-    cfgs["method"] = method
-    cfgs["score"].check_input_dim(L.N_SLOTS * N_INPUT_FEATURES if method == BASELINE else cfgs["model"].model_dim)
+    cfgs["method"] = method.name
+    cfgs["score"].check_input_dim(cfgs["model"].model_dim if method.contrastive else L.N_SLOTS * N_INPUT_FEATURES)
     check_batch_size(cfgs["train"], cfgs["data"].n_train, study.scaling.num_workers)
     return cfgs
-
-
-def objective_names(data: DataConfig) -> set[str]:
-    """Metrics a study can maximise: AUC or SI per signal or their mean, on the test set and, when the
-    data has one, on the validation set (`val_...`)."""
-    prefixes = ("", "val_") if data.has_validation else ("",)
-    return {f"{p}{m}/{s}" for p in prefixes for m in ("auc", "si") for s in (*data.signals, "mean")}
 
 
 def evaluation_epochs(study: StudyConfig, epochs: int) -> list[int]:
@@ -149,7 +149,7 @@ def _run_name(method: str, sample: dict[str, Any], trial_id: str) -> str:
     """"anomclr_plus mix=ao seed=1 00003": what the MLflow UI lists."""
     parts = [method]
     for key, v in sample.items():
-        if key != "train.loss":
+        if key not in (METHOD_KEY, "train.loss"):
             parts.append(f"{key.partition('.')[2]}={v:.4g}" if isinstance(v, float) else f"{key.partition('.')[2]}={v}")
     return " ".join([*parts, trial_id.rsplit("_", 1)[-1]])
 
@@ -170,7 +170,7 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
             progress |= json.loads((Path(d) / "progress.json").read_text())
     data = load_dataset(cfgs["data"])
     device = choose_device("auto")
-    params = {"method": method, **{s: cfgs[s].to_dict() for s in SECTIONS}}
+    params = {METHOD_KEY: method, **{s: cfgs[s].to_dict() for s in SECTIONS}}
     node = ray.get_runtime_context().get_node_id()
     ae_seeds = tuple(1000 * cfgs["train"].seed + s for s in study.ae_seeds)  # distinct per CLR seed
     storage = Storage.at(study.storage_path)

@@ -101,12 +101,14 @@ def set_study_view(uri: str, exp_id: str, parent_run_id: str) -> None:
     """The experiment's shared MLflow UI view: trials expanded under their parent runs, sorted by mean
     AUC, with the method and the AUC per signal as columns (what the UI does not show by default)."""
     from .events.layout import SIGNALS
+    from .names import MEAN, METHOD_KEY, metric_key
 
     c = client(uri)
     old = c.get_experiment(exp_id).tags.get(VIEW_TAG)
     expanded = json.loads(old).get("runsExpanded", {}) if old else {}
-    columns = ["params.`method`", *(f"metrics.`auc/{s}`" for s in (*SIGNALS, "mean")), "metrics.`si/mean`"]
-    view = {"orderByKey": "metrics.`auc/mean`", "orderByAsc": False, "selectedColumns": columns,
+    columns = [f"params.`{METHOD_KEY}`", *(f"metrics.`{metric_key('auc', s)}`" for s in (*SIGNALS, MEAN)),
+               f"metrics.`{metric_key('si', MEAN)}`"]
+    view = {"orderByKey": f"metrics.`{metric_key('auc', MEAN)}`", "orderByAsc": False, "selectedColumns": columns,
             "runsExpanded": {**expanded, parent_run_id: True}}
     c.set_experiment_tag(exp_id, VIEW_TAG, json.dumps(view))
 

@@ -18,7 +18,7 @@ SPACE = {
     "train.temperature": {"loguniform": [0.03, 1.0]},
     "model.model_dim": {"choice": [16, 32, 64, 128]},
     "train.mix": {"choice": ["ao", "cs", "shift", "all"]},
-    "train.loss": {"choice": ["clr", "anomclr", "anomclr_plus"]},
+    "method": {"choice": ["clr", "anomclr", "anomclr_plus"]},
     "score.bottleneck": {"choice": [2, 5, 8]},
     "train.learning_rate": {"loguniform": [1e-5, 2e-3]},
     "train.batch_size": {"choice": [128, 256, 512]},

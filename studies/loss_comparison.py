@@ -7,16 +7,16 @@
 Nothing here is tuned on the test signals: the settings are DESIGN.md's defaults scaled to the machine.
 """
 
-from anomclr_ray import study_script
+from anomclr_ray import names, study_script
 from anomclr_ray.study import StudyConfig
 
-METHODS = ["ae_raw", "clr", "anomclr", "anomclr_plus"]
+METHODS = list(names.METHODS)  # AE-Raw, CLR, AnomCLR, AnomCLR+
 
 
 def main() -> None:
     args = study_script.parser(__doc__).parse_args()
     seeds = study_script.seeds(args, [0, 1, 2])
-    study = StudyConfig(search_space={"train.loss": {"grid": METHODS}, "train.seed": {"grid": seeds}},
+    study = StudyConfig(search_space={names.METHOD_KEY: {"grid": METHODS}, "train.seed": {"grid": seeds}},
                         **study_script.base(args, "loss_comparison", mix="all"))
     study_script.run(study, args)
 

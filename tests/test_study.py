@@ -43,7 +43,7 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
     from anomclr_ray.report import build_report
     from anomclr_ray.study import run_study
 
-    study = replace(tiny_study(tmp_path), search_space={"train.loss": {"grid": ["ae_raw", "anomclr_plus"]}},
+    study = replace(tiny_study(tmp_path), search_space={"method": {"grid": ["ae_raw", "anomclr_plus"]}},
                     eval_every=1)
     results = run_study(study)
     assert len(results) == 2 and not results.errors
@@ -108,13 +108,22 @@ def test_ae_raw_trials_need_no_encoder_and_check_the_raw_input_dimension(tmp_pat
     from anomclr_ray.study import evaluation_epochs, resolve
 
     base = tiny_study(tmp_path)
-    cfgs = resolve(base, {"train.loss": "ae_raw"})
+    cfgs = resolve(base, {"method": "ae_raw"})
     assert cfgs["method"] == "ae_raw" and cfgs["train"].loss == base.train.loss
-    assert resolve(base, {"train.loss": "clr"})["method"] == "clr"
+    cfgs = resolve(base, {"method": "clr"})
+    assert cfgs["method"] == "clr" and cfgs["train"].loss == "clr"  # a contrastive method sets the loss
+    assert resolve(base, {"train.loss": "anomclr"})["method"] == "anomclr"  # without a method key: the loss
+    assert resolve(base, {})["method"] == base.train.loss
     # bottleneck 20 is too big for the 16-dim encoder but fine for the 133 raw inputs
     with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):
-        replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"train.loss": {"grid": ["ae_raw", "clr"]}})
-    replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"train.loss": {"grid": ["ae_raw"]}})
+        replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"method": {"grid": ["ae_raw", "clr"]}})
+    replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"method": {"grid": ["ae_raw"]}})
+    with pytest.raises(ValueError, match="unknown method 'vicreg': expected one of ae_raw, clr, anomclr, anomclr_plus"):
+        replace(base, search_space={"method": {"grid": ["vicreg"]}})
+    with pytest.raises(ValueError, match="unknown loss 'ae_raw'"):  # the baseline is a method, never a loss
+        replace(base, search_space={"train.loss": {"grid": ["ae_raw"]}})
+    with pytest.raises(ValueError, match="'method' sets train.loss; give one of the two keys"):
+        replace(base, search_space={"method": {"grid": ["clr"]}, "train.loss": {"grid": ["clr"]}})
     with pytest.raises(ValueError, match="eval_every must be >= 0, and >= 1 for ASHA"):
         replace(base, scheduler="asha")
     assert evaluation_epochs(replace(base, eval_every=4), 10) == [4, 8, 10]
@@ -137,8 +146,10 @@ def test_impossible_configs_fail_before_ray_starts(tmp_path):
     base = tiny_study(tmp_path)
     with pytest.raises(ValueError, match=r"metric 'val_auc/mean': .*val_\* metrics need data n_val, n_val_signal"):
         replace(base, metric="val_auc/mean")
-    with pytest.raises(ValueError, match=r"metric 'auc/means': the trials report auc/ato4l, .*val_auc/mean"):
-        replace(base, metric="auc/means", data=with_validation(base.data))
+    with pytest.raises(ValueError, match=r"metric 'eb_at_es/ato4l': the trials report auc/ato4l, .*val_auc/mean"):
+        replace(base, metric="eb_at_es/ato4l", data=with_validation(base.data))
+    with pytest.raises(ValueError, match=r"'auc/means' is not a metric key .*signal 'means': expected one of ato4l"):
+        replace(base, metric="auc/means")
     with pytest.raises(ValueError, match="unknown augmentation mix 'bogus'"):
         replace(base, search_space={"train.mix": {"grid": ["ao", "bogus"]}})
     with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):

@@ -1,0 +1,103 @@
+"""The study layer's vocabulary, declared once (as events/layout.py declares the slots): the methods a
+trial can run, each with its label and colour, and the grammar of the metric keys trials log.
+
+Metric keys: `<name>/<signal>` is a test-set metric (the mean over AE seeds), `<name>_std/<signal>`
+its std over AE seeds, `<name>/mean` the mean over the signals (AUC and SI only); on the validation set
+the same keys carry the prefix `val_` (`val_auc/mean`). `metric_key` builds a key and
+`parse_metric_key` reads one back: no other module spells them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .events import layout as L
+from .losses import LOSSES
+
+BASELINE = "ae_raw"  # the autoencoder on the preprocessed raw events: no encoder
+METHOD_KEY = "method"  # the search-space key (and MLflow param) that chooses a trial's method
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    label: str  # in figures and tables
+    color: str  # one colour per method in every figure
+
+    @property
+    def contrastive(self) -> bool:
+        """Pretrains an encoder with this loss (else: the raw-input baseline)."""
+        return self.name in LOSSES
+
+
+METHODS = {m.name: m for m in (
+    Method(BASELINE, "AE-Raw", "#444444"),
+    Method("clr", "CLR", "#1f77b4"),
+    Method("anomclr", "AnomCLR", "#d62728"),
+    Method("anomclr_plus", "AnomCLR+", "#2ca02c"),
+)}
+assert set(METHODS) == {BASELINE, *LOSSES}, "every loss is a method"
+
+
+def method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}: expected one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def method_label(name: str) -> str:
+    """A method's label; a name this version does not know (an older run) stays as it is."""
+    return METHODS[name].label if name in METHODS else name
+
+
+SIGNAL_METRICS = ("auc", "si", "eb_at_es")  # per signal, from metrics.signal_metrics
+MEAN_METRICS = ("auc", "si")  # also averaged over the signals
+MEAN = "mean"
+_STD, _VALIDATION = "_std", "val_"
+
+
+@dataclass(frozen=True)
+class MetricKey:
+    name: str  # one of SIGNAL_METRICS
+    signal: str  # a signal of events.layout, or MEAN
+    std: bool = False  # the std over AE seeds
+    validation: bool = False  # on the validation set
+
+    def __post_init__(self):
+        if self.name not in SIGNAL_METRICS:
+            raise ValueError(f"metric {self.name!r}: expected one of {', '.join(SIGNAL_METRICS)}")
+        if self.signal == MEAN:
+            if self.name not in MEAN_METRICS or self.std:
+                raise ValueError(f"metric {self.name}{_STD if self.std else ''}/{MEAN}: only "
+                                 f"{', '.join(MEAN_METRICS)} have a mean over signals (and no std)")
+        elif self.signal not in L.SIGNALS:
+            raise ValueError(f"signal {self.signal!r}: expected one of {', '.join(L.SIGNALS)} or {MEAN}")
+
+    def __str__(self) -> str:
+        return f"{_VALIDATION if self.validation else ''}{self.name}{_STD if self.std else ''}/{self.signal}"
+
+
+def metric_key(name: str, signal: str, *, std: bool = False, validation: bool = False) -> str:
+    """`metric_key("auc", "ato4l")` -> "auc/ato4l"; `metric_key("auc", MEAN, validation=True)` -> "val_auc/mean"."""
+    return str(MetricKey(name, signal, std, validation))
+
+
+def parse_metric_key(key: str) -> MetricKey:
+    """The inverse of `metric_key`; a ValueError names what is not a metric key."""
+    head, sep, signal = key.partition("/")
+    validation = head.startswith(_VALIDATION)
+    head = head.removeprefix(_VALIDATION) if validation else head
+    std = head.endswith(_STD)
+    try:
+        if not sep:
+            raise ValueError("no '/'")
+        return MetricKey(head.removesuffix(_STD) if std else head, signal, std, validation)
+    except ValueError as err:
+        raise ValueError(f"{key!r} is not a metric key (<name>/<signal>, e.g. auc/ato4l, val_auc/mean): {err}") from None
+
+
+def objective_keys(signals: tuple[str, ...], validation: bool) -> set[str]:
+    """What a study can maximise: AUC or SI per signal or their mean, on the test set and, with a
+    validation set, on it."""
+    return {metric_key(m, s, validation=v) for v in ((False, True) if validation else (False,))
+            for m in MEAN_METRICS for s in (*signals, MEAN)}

@@ -1,0 +1,39 @@
+"""The study vocabulary: methods and metric keys, built and parsed by one pair of functions."""
+
+import pytest
+
+from anomclr_ray.events import layout as L
+from anomclr_ray.losses import LOSSES
+from anomclr_ray.names import BASELINE, MEAN, METHODS, MetricKey, method, metric_key, objective_keys, parse_metric_key
+
+
+def test_every_loss_and_the_baseline_are_methods_with_a_label_and_a_colour():
+    assert list(METHODS) == [BASELINE, *LOSSES]
+    assert [m.contrastive for m in METHODS.values()] == [False, True, True, True]
+    assert len({m.color for m in METHODS.values()}) == len({m.label for m in METHODS.values()}) == len(METHODS)
+    with pytest.raises(ValueError, match="unknown method 'simclr'"):
+        method("simclr")
+
+
+@pytest.mark.parametrize("key", ["auc/ato4l", "si_std/hc_taunu", "eb_at_es/leptoquark", "auc/mean", "val_si/mean",
+                                 "val_eb_at_es_std/h_tautau"])
+def test_keys_round_trip(key):
+    parsed = parse_metric_key(key)
+    assert metric_key(parsed.name, parsed.signal, std=parsed.std, validation=parsed.validation) == key
+
+
+def test_the_parts_of_a_key():
+    assert parse_metric_key("val_eb_at_es_std/h_tautau") == MetricKey("eb_at_es", "h_tautau", std=True, validation=True)
+    assert metric_key("auc", MEAN, validation=True) == "val_auc/mean"
+
+
+@pytest.mark.parametrize("bad, why", [("auc", "no '/'"), ("auc/higgs", "signal 'higgs'"), ("acu/ato4l", "metric 'acu'"),
+                                      ("eb_at_es/mean", "only auc, si have a mean"), ("auc_std/mean", "no std")])
+def test_a_misspelled_key_is_refused_with_the_reason(bad, why):
+    with pytest.raises(ValueError, match=f"{bad!r} is not a metric key.*{why}"):
+        parse_metric_key(bad)
+
+
+def test_objectives_are_auc_and_si_per_signal_and_mean():
+    assert objective_keys(L.SIGNALS, validation=False) == {f"{m}/{s}" for m in ("auc", "si") for s in (*L.SIGNALS, "mean")}
+    assert "val_auc/mean" in objective_keys(L.SIGNALS, validation=True)
