@@ -12,7 +12,7 @@ import numpy as np
 
 from .events import layout as L
 from .metrics import Roc, significance_improvement
-from .names import METHOD_KEY, METHODS, method_label
+from .names import METHOD_KEY, method_color, method_label
 
 METRIC_LABELS = {"auc": "AUC", "si": r"SI = $\epsilon_S/\sqrt{\epsilon_B}$ at $\epsilon_S$ = 0.3",
                  "eb_at_es": r"$\epsilon_B$ at $\epsilon_S$ = 0.3"}
@@ -48,7 +48,7 @@ def plot_curves(curves: dict[str, dict[str, Roc]], out_dir: str | Path) -> list[
                 if sig not in per_sig:
                     continue
                 c = per_sig[sig]
-                color = METHODS[method].color if method in METHODS else None
+                color = method_color(method)
                 if kind == "roc":
                     keep = c.eps_b > 0
                     ax.plot(c.eps_s[keep], 1 / c.eps_b[keep], color=color, label=method_label(method))
@@ -99,7 +99,7 @@ def plot_bars(summaries: dict[str, dict[str, dict[str, float]]], path: str | Pat
             mean = [summaries[g].get(s, {}).get(metric, np.nan) for s in signals]
             std = [summaries[g].get(s, {}).get(metric + "_std", 0.0) for s in signals]
             ax.bar(x + (i - (len(groups) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
-                   label=method_label(g), color=METHODS[g].color if g in METHODS else f"C{i}")
+                   label=method_label(g), color=method_color(g, f"C{i}"))
         ax.set_xticks(x, [L.SIGNAL_LATEX[s] for s in signals])
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         if metric == "auc":

@@ -36,7 +36,6 @@ METHODS = {m.name: m for m in (
     Method("anomclr", "AnomCLR", "#d62728"),
     Method("anomclr_plus", "AnomCLR+", "#2ca02c"),
 )}
-assert set(METHODS) == {BASELINE, *LOSSES}, "every loss is a method"
 
 
 def method(name: str) -> Method:
@@ -48,6 +47,10 @@ def method(name: str) -> Method:
 def method_label(name: str) -> str:
     """A method's label; a name this version does not know (an older run) stays as it is."""
     return METHODS[name].label if name in METHODS else name
+
+
+def method_color(name: str, default: str | None = None) -> str | None:
+    return METHODS[name].color if name in METHODS else default
 
 
 SIGNAL_METRICS = ("auc", "si", "eb_at_es")  # per signal, from metrics.signal_metrics
