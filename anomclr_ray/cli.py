@@ -76,7 +76,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluate import evaluate, raw_inputs
+    from .evaluate import evaluate_splits, raw_inputs
     from .events.dataset import DataConfig, load_dataset
     from .events.preprocess import N_INPUT_FEATURES, Preprocessor
     from .pretrain import choose_device, load_checkpoint, represent
@@ -99,8 +99,7 @@ def _score(args: argparse.Namespace) -> int:
     summaries, curves = {}, {}
 
     def run(name, embed):
-        ev = evaluate(embed(data.train), embed(data.test_background),
-                      {s: embed(x) for s, x in data.test_signals.items()}, score_cfg, seeds, args.eps_s)
+        ev = evaluate_splits(embed, data, score_cfg, seeds, args.eps_s)
         summaries[name], curves[name] = ev.summary(), ev.curves
         print(f"{name}: " + ", ".join(f"{s} AUC {m['auc']:.3f}" for s, m in summaries[name].items()))
 

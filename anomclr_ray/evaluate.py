@@ -6,11 +6,13 @@ AE seeds give mean and std of every metric (the paper's error bars combine CLR a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .events.dataset import Dataset
 from .events.preprocess import Preprocessor
 from .metrics import Roc, roc, signal_metrics
 from .names import MEAN, MEAN_METRICS, SIGNAL_METRICS, metric_key
@@ -86,3 +88,14 @@ def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: d
                 if k == 0 and name == "test":
                     curves[sig] = roc(bkg, s)
     return Evaluation(metrics["test"], curves, metrics.get("val", {}))
+
+
+def evaluate_splits(embed: Callable[[np.ndarray], torch.Tensor], data: Dataset, cfg: ScoreConfig,
+                    seeds: tuple[int, ...] = (0,), eps_s: float = 0.3) -> Evaluation:
+    """The evaluation of trials and of `anomclr score`: every split of `data` embedded once (`embed`:
+    events -> AE inputs, e.g. an encoder's representations or `raw_inputs`), then `evaluate`, on the
+    validation split too when `data` has one."""
+    validation = None if data.val_background is None else (
+        embed(data.val_background), {s: embed(x) for s, x in data.val_signals.items()})
+    return evaluate(embed(data.train), embed(data.test_background), {s: embed(x) for s, x in data.test_signals.items()},
+                    cfg, seeds, eps_s, validation)

@@ -25,6 +25,7 @@ import itertools
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from .distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
-from .evaluate import evaluate, raw_inputs
+from .evaluate import Evaluation, evaluate_splits, raw_inputs
 from .events import layout as L
-from .events.dataset import DataConfig, check_data, data_files, load_dataset
+from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
 from .events.preprocess import N_INPUT_FEATURES, Preprocessor
 from .figures import plot_curves
 from .metrics import save_curves
@@ -154,67 +155,105 @@ def _run_name(method: str, sample: dict[str, Any], trial_id: str) -> str:
     return " ".join([*parts, trial_id.rsplit("_", 1)[-1]])
 
 
-def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_id: str) -> None:
-    import ray
-    from ray import tune
+@dataclass
+class _Trial:
+    """One trial in its Tune process: its configs and names, and what it had done before a restore."""
 
-    trial_id = tune.get_context().get_trial_id()
-    cfgs = resolve(study, sample)
-    method, budget = cfgs["method"], cfgs["train"].epochs
-    trial_name = _run_name(method, sample, trial_id)
-    monitor = StudyMonitor(study.name)
-    monitor.count(TRIALS_STARTED)
-    progress = {"epochs": 0, "wall_s": 0.0, "evaluation_s": 0.0}  # what this trial had done before a restore
-    if (ck := tune.get_checkpoint()) is not None:
-        with ck.as_directory() as d:
-            progress |= json.loads((Path(d) / "progress.json").read_text())
-    data = load_dataset(cfgs["data"])
-    device = choose_device("auto")
-    params = {METHOD_KEY: method, **{s: cfgs[s].to_dict() for s in SECTIONS}}
-    node = ray.get_runtime_context().get_node_id()
-    ae_seeds = tuple(1000 * cfgs["train"].seed + s for s in study.ae_seeds)  # distinct per CLR seed
-    storage = Storage.at(study.storage_path)
-    cpus = study.scaling.num_workers * study.scaling.cpus_per_worker
-    started = time.perf_counter() - progress["wall_s"]
-    for epochs in [budget] if method == BASELINE else evaluation_epochs(study, budget):
-        if epochs <= progress["epochs"]:
-            continue
-        curves, checkpoint = {}, None
-        if method == BASELINE:
-            pre = Preprocessor.fit(data.train)
-            embed = functools.partial(raw_inputs, pre)
-        else:
-            train_cfg = dataclasses.replace(cfgs["train"], epochs=epochs)
-            result = pretrain_distributed(cfgs["data"], cfgs["model"], train_cfg, study.scaling,
-                                          storage.child(study.name, "train").uri, trial_id)
-            model, pre, _, history = load_result_checkpoint(result, device)
-            embed = functools.partial(represent, model, pre, device=device)
-            curves = {"train/loss": {e: v for e, v in enumerate(history) if e >= progress["epochs"]}}
-            checkpoint = result.checkpoint.path
-        evaluation_started = time.perf_counter()
-        validation = None if data.val_background is None else (
-            embed(data.val_background), {s: embed(x) for s, x in data.val_signals.items()})
-        ev = evaluate(embed(data.train), embed(data.test_background), {s: embed(x) for s, x in data.test_signals.items()},
-                      cfgs["score"], ae_seeds, study.eps_s, validation)
-        now = time.perf_counter()
-        wall, evaluation = now - started, progress["evaluation_s"] + now - evaluation_started
-        metrics = {**ev.flat_metrics(), "epoch": epochs, "trial/wall_s": wall, "trial/cpu_hours": wall * cpus / 3600,
-                   "trial/evaluation_s": evaluation, "trial/evaluation_fraction": evaluation / wall}
-        progress = {"epochs": epochs, "wall_s": wall, "evaluation_s": evaluation}
+    study: StudyConfig
+    id: str
+    name: str  # what the MLflow UI lists
+    cfgs: dict[str, Any]
+    progress: dict[str, float]  # epochs trained and evaluated, wall and evaluation seconds so far
+    started: float  # perf_counter() at the trial's start, restored time included
+    monitor: StudyMonitor
+    device: Any  # where this process embeds and fits the AEs (chosen once)
+
+    @classmethod
+    def begin(cls, sample: dict[str, Any], study: StudyConfig) -> _Trial:
+        from ray import tune
+
+        trial_id, cfgs = tune.get_context().get_trial_id(), resolve(study, sample)
+        progress = {"epochs": 0, "wall_s": 0.0, "evaluation_s": 0.0}
+        if (ck := tune.get_checkpoint()) is not None:
+            with ck.as_directory() as d:
+                progress |= json.loads((Path(d) / "progress.json").read_text())
+        monitor = StudyMonitor(study.name)
+        monitor.count(TRIALS_STARTED)
+        return cls(study, trial_id, _run_name(cfgs["method"], sample, trial_id), cfgs, progress,
+                   time.perf_counter() - progress["wall_s"], monitor, choose_device("auto"))
+
+    @property
+    def method(self) -> str:
+        return self.cfgs["method"]
+
+    @property
+    def budget(self) -> int:
+        return self.cfgs["train"].epochs
+
+    def evaluations_left(self) -> list[int]:
+        """The epoch counts still to be evaluated at (the baseline trains nothing: once)."""
+        epochs = [self.budget] if self.method == BASELINE else evaluation_epochs(self.study, self.budget)
+        return [e for e in epochs if e > self.progress["epochs"]]
+
+    def embedding(self, data: Dataset, epochs: int) -> tuple[Callable, dict, str | None]:
+        """(events -> inputs of the AE, the new part of the loss curve, the checkpoint path): the raw
+        preprocessed events for the baseline, else the encoder pretrained (or resumed) to `epochs`."""
+        if self.method == BASELINE:
+            return functools.partial(raw_inputs, Preprocessor.fit(data.train)), {}, None
+        storage = Storage.at(self.study.storage_path).child(self.study.name, "train")
+        result = pretrain_distributed(self.cfgs["data"], self.cfgs["model"],
+                                      dataclasses.replace(self.cfgs["train"], epochs=epochs), self.study.scaling,
+                                      storage.uri, self.id)
+        model, pre, _, history = load_result_checkpoint(result, self.device)
+        curve = {"train/loss": {e: v for e, v in enumerate(history) if e >= self.progress["epochs"]}}
+        return functools.partial(represent, model, pre, device=self.device), curve, result.checkpoint.path
+
+    def advance(self, epochs: int, evaluation_s: float) -> dict[str, float]:
+        """Record an evaluation after `epochs` that took `evaluation_s`; its timing metrics."""
+        wall = time.perf_counter() - self.started
+        evaluation = self.progress["evaluation_s"] + evaluation_s
+        self.progress = {"epochs": epochs, "wall_s": wall, "evaluation_s": evaluation}
+        cpus = self.study.scaling.num_workers * self.study.scaling.cpus_per_worker
+        return {"epoch": epochs, "trial/wall_s": wall, "trial/cpu_hours": wall * cpus / 3600,
+                "trial/evaluation_s": evaluation, "trial/evaluation_fraction": evaluation / wall}
+
+    def log_and_report(self, ev: Evaluation, metrics: dict[str, float], curves: dict, checkpoint: str | None,
+                       exp_id: str, parent_run_id: str) -> None:
+        """The evaluation into MLflow (metrics, curves, figures, config) and to Tune, with the progress
+        a restore resumes from."""
+        import ray
+        from ray import tune
+
+        params = {METHOD_KEY: self.method, **{s: self.cfgs[s].to_dict() for s in SECTIONS}}
+        epochs = self.progress["epochs"]
         with tempfile.TemporaryDirectory() as tmp:
-            files = plot_curves({method: ev.curves}, tmp)
+            files = plot_curves({self.method: ev.curves}, tmp)
             files.append(Path(tmp) / "curves.npz")
             save_curves(ev.curves, files[-1])
             files.append(Path(tmp) / "trial_config.json")
             files[-1].write_text(json.dumps({**params, "checkpoint": checkpoint}, indent=2))
-            log_trial(study.tracking_uri, exp_id, parent_run_id, trial_id, trial_name, params, metrics, epochs,
-                      curves, files, finished=epochs == budget, start_time=time.time() - wall, node=node)
+            log_trial(self.study.tracking_uri, exp_id, parent_run_id, self.id, self.name, params, metrics, epochs,
+                      curves, files, finished=epochs == self.budget, start_time=time.time() - self.progress["wall_s"],
+                      node=ray.get_runtime_context().get_node_id())
             state = Path(tmp) / "progress"
             state.mkdir()
-            (state / "progress.json").write_text(json.dumps(progress))
-            monitor.count(TRIALS_EVALUATED)
+            (state / "progress.json").write_text(json.dumps(self.progress))
+            self.monitor.count(TRIALS_EVALUATED)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(state))
-    monitor.count(TRIALS_COMPLETED)
+
+
+def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_id: str) -> None:
+    """A Tune trial: pretrain (or not, for the baseline), evaluate, log and report, at every evaluation."""
+    trial = _Trial.begin(sample, study)
+    data = load_dataset(trial.cfgs["data"])
+    ae_seeds = tuple(1000 * trial.cfgs["train"].seed + s for s in study.ae_seeds)  # distinct per CLR seed
+    for epochs in trial.evaluations_left():
+        embed, curves, checkpoint = trial.embedding(data, epochs)
+        t0 = time.perf_counter()
+        ev = evaluate_splits(embed, data, trial.cfgs["score"], ae_seeds, study.eps_s)
+        metrics = trial.advance(epochs, time.perf_counter() - t0)
+        trial.log_and_report(ev, {**ev.flat_metrics(), **metrics}, curves, checkpoint, exp_id, parent_run_id)
+    trial.monitor.count(TRIALS_COMPLETED)
 
 
 # A trial's own process (Tune's function trainable: it starts Ray Train, then scores) reserves memory but
