@@ -163,6 +163,7 @@ class _Trial:
     id: str
     name: str  # what the MLflow UI lists
     cfgs: dict[str, Any]
+    params: dict[str, Any]  # what MLflow records: the method and every section's config
     progress: dict[str, float]  # epochs trained and evaluated, wall and evaluation seconds so far
     started: float  # perf_counter() at the trial's start, restored time included
     monitor: StudyMonitor
@@ -179,7 +180,8 @@ class _Trial:
                 progress |= json.loads((Path(d) / "progress.json").read_text())
         monitor = StudyMonitor(study.name)
         monitor.count(TRIALS_STARTED)
-        return cls(study, trial_id, _run_name(cfgs["method"], sample, trial_id), cfgs, progress,
+        params = {METHOD_KEY: cfgs["method"], **{s: cfgs[s].to_dict() for s in SECTIONS}}
+        return cls(study, trial_id, _run_name(cfgs["method"], sample, trial_id), cfgs, params, progress,
                    time.perf_counter() - progress["wall_s"], monitor, choose_device("auto"))
 
     @property
@@ -224,15 +226,14 @@ class _Trial:
         import ray
         from ray import tune
 
-        params = {METHOD_KEY: self.method, **{s: self.cfgs[s].to_dict() for s in SECTIONS}}
         epochs = self.progress["epochs"]
         with tempfile.TemporaryDirectory() as tmp:
             files = plot_curves({self.method: ev.curves}, tmp)
             files.append(Path(tmp) / "curves.npz")
             save_curves(ev.curves, files[-1])
             files.append(Path(tmp) / "trial_config.json")
-            files[-1].write_text(json.dumps({**params, "checkpoint": checkpoint}, indent=2))
-            log_trial(self.study.tracking_uri, exp_id, parent_run_id, self.id, self.name, params, metrics, epochs,
+            files[-1].write_text(json.dumps({**self.params, "checkpoint": checkpoint}, indent=2))
+            log_trial(self.study.tracking_uri, exp_id, parent_run_id, self.id, self.name, self.params, metrics, epochs,
                       curves, files, finished=epochs == self.budget, start_time=time.time() - self.progress["wall_s"],
                       node=ray.get_runtime_context().get_node_id())
             state = Path(tmp) / "progress"

@@ -12,8 +12,8 @@ import argparse
 import os
 import re
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from . import USER_ERRORS

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DEFAULT_DATA, free_port
-from test_ray_cluster import RAY, _stop_group
+from test_ray_cluster import RAY, _stop_group, start_ray
 from test_study import _nested_runs, tiny_study
 
 from anomclr_ray.distributed import ScalingSpec
@@ -46,19 +46,6 @@ def _serve(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
             return proc
         except OSError:
             time.sleep(0.5)
-
-
-def _wait_for_nodes(address: str, n: int, procs: list[subprocess.Popen], logs: list[Path]) -> None:
-    import ray
-
-    deadline = time.time() + 120
-    while True:
-        out = subprocess.run([RAY, "status", f"--address={address}"], capture_output=True, text=True)
-        if out.returncode == 0 and out.stdout.count("node_") >= n:
-            return
-        dead = [log for p, log in zip(procs, logs) if p.poll() is not None]
-        assert time.time() < deadline and not dead, "\n".join(log.read_text()[-2000:] for log in logs)
-        time.sleep(2)
 
 
 @pytest.fixture(scope="module")
@@ -92,19 +79,15 @@ def cluster(tmp_path_factory):
         port = free_port()
         address = f"127.0.0.1:{port}"
         common = ["--block", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
-        logs = [tmp / "head.log", tmp / "node.log"]
-        procs.append(subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--num-cpus=0",
-                                       "--include-dashboard=false", *common], stdout=subprocess.DEVNULL,
-                                      stderr=open(logs[0], "w"), start_new_session=True))
-        _wait_for_nodes(address, 1, procs[-1:], logs[:1])
+        procs.append(start_ray([RAY, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",
+                                *common], address, 1, tmp / "head.log", timeout=120))
         worker = [RAY, "start", f"--address={address}", "--num-cpus=2", f"--resources={json.dumps({'trial_node': 100})}",
                   *common]
         masked = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True).returncode == 0
         if masked:
             worker = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                       'mount -t tmpfs tmpfs "$0" && exec "$@"', str(node_local), *worker]
-        procs.append(subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=open(logs[1], "w"), start_new_session=True))
-        _wait_for_nodes(address, 2, procs[-2:], logs)
+        procs.append(start_ray(worker, address, 2, tmp / "node.log", timeout=120))
         yield {"address": address, "tracking": f"http://127.0.0.1:{mlflow_port}", "storage": f"s3://{BUCKET}/runs",
                "masked": masked, "node_local": node_local, "s3": s3}
     finally:

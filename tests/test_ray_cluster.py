@@ -33,19 +33,31 @@ def _stop_group(proc: subprocess.Popen) -> None:
         time.sleep(grace)
 
 
+def start_ray(cmd: list[str], address: str, nodes: int, log: Path, env: dict | None = None,
+              timeout: float = 90) -> subprocess.Popen:
+    """Start `ray start ... --block` in its own process group and wait until the cluster at `address`
+    answers with `nodes` nodes."""
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    deadline = time.time() + timeout
+    while True:
+        out = subprocess.run([RAY, "status", f"--address={address}"], env=env, capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.count("node_") >= nodes:
+            return proc
+        if time.time() > deadline or proc.poll() is not None:
+            _stop_group(proc)
+            raise AssertionError(log.read_text()[-2000:])
+        time.sleep(2)
+
+
 @pytest.mark.slow
 def test_study_runs_on_a_ray_start_cluster(tmp_path):
     ray.shutdown()  # earlier tests may have left a local instance in this process
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
     temp_dir = tempfile.mkdtemp(prefix="ray")  # short (socket paths), and keeps /tmp/ray/ray_current_cluster untouched
-    head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={PORT}", "--num-cpus=2", f"--temp-dir={temp_dir}",
-                             "--include-dashboard=false", "--disable-usage-stats"], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "head.log", "w"))
+    head = start_ray([RAY, "start", "--head", "--block", f"--port={PORT}", "--num-cpus=2", f"--temp-dir={temp_dir}",
+                      "--include-dashboard=false", "--disable-usage-stats"], f"127.0.0.1:{PORT}", 1,
+                     tmp_path / "head.log", env)
     try:
-        deadline = time.time() + 90
-        while subprocess.run([RAY, "status", f"--address=127.0.0.1:{PORT}"], env=env, capture_output=True).returncode:
-            assert time.time() < deadline and head.poll() is None, (tmp_path / "head.log").read_text()[-2000:]
-            time.sleep(2)
         study = tiny_study(tmp_path)
         results = run_study(study, address=f"127.0.0.1:{PORT}")
         assert ray.get_runtime_context().gcs_address.endswith(f":{PORT}")  # used the cluster, not a new one
@@ -87,16 +99,10 @@ def test_an_auth_mode_mismatch_is_named_at_connect(tmp_path):
     ray.shutdown()
     temp_dir = tempfile.mkdtemp(prefix="ray")
     port = free_port()
-    head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp_dir}",
-                             "--include-dashboard=false", "--disable-usage-stats"],
-                            env={**os.environ, "RAY_AUTH_MODE": "disabled"}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "head.log", "w"))
+    head = start_ray([RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp_dir}",
+                      "--include-dashboard=false", "--disable-usage-stats"], f"127.0.0.1:{port}", 1,
+                     tmp_path / "head.log", {**os.environ, "RAY_AUTH_MODE": "disabled"})
     try:
-        deadline = time.time() + 90
-        while subprocess.run([RAY, "status", f"--address=127.0.0.1:{port}"], capture_output=True,
-                             env={**os.environ, "RAY_AUTH_MODE": "disabled"}).returncode:
-            assert time.time() < deadline and head.poll() is None, (tmp_path / "head.log").read_text()[-2000:]
-            time.sleep(2)
         with pytest.raises(ConnectionError, match="authentication mismatch: this driver uses RAY_AUTH_MODE=token. "
                                                   "Start the cluster with RAY_AUTH_MODE=token"):
             connect(f"127.0.0.1:{port}")
