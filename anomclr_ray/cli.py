@@ -10,6 +10,8 @@ from pathlib import Path
 from . import USER_ERRORS
 from .events import layout as L
 
+CONFIG_FILE = "config.yaml"  # what `anomclr pretrain` and `anomclr score` ran, beside their results
+
 
 def _generate(args: argparse.Namespace) -> int:
     from .events.generation.runner import GenerationConfig, generate
@@ -51,55 +53,61 @@ def _validate(args: argparse.Namespace) -> int:
     return status
 
 
-def _pretrain(args: argparse.Namespace) -> int:
-    from .events.dataset import DataConfig, check_data, load_dataset
-    from .events.preprocess import Preprocessor
-    from .model import ModelConfig
-    from .pretrain import TrainConfig, check_batch_size, choose_device, pretrain, save_checkpoint
+def _job(cls: type, args: argparse.Namespace):
+    """A command's config: its --config file (else the dataclass defaults), then --data-dir, then --set."""
+    from . import configs
 
-    data_cfg = DataConfig(data_dir=str(args.data_dir), n_train=args.n_train, n_test=1, n_test_signal=1)
-    model_cfg = ModelConfig(model_dim=args.model_dim, heads=args.heads, layers=args.layers)
-    cfg = TrainConfig(loss=args.loss, temperature=args.temperature, mix=args.mix, learning_rate=args.learning_rate,
-                      batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+    cfg = configs.load(cls, args.config) if args.config else cls()
+    if args.data_dir:
+        cfg = configs.override(cfg, {"data.data_dir": str(args.data_dir)})
+    return configs.override(cfg, args.set)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from . import configs
+    from .events.dataset import check_data, load_dataset
+    from .events.preprocess import Preprocessor
+    from .pretrain import PretrainJob, choose_device, pretrain, save_checkpoint
+
+    job = _job(PretrainJob, args)
     device = choose_device(args.device)
-    check_data(data_cfg)
-    check_batch_size(cfg, data_cfg.n_train)  # before reading any events
-    train = load_dataset(data_cfg).train
+    data = replace(job.data, n_test=1, n_test_signal=1, n_val=0, n_val_signal=0, signals=())  # the training events
+    check_data(data)  # before reading any events
+    train = load_dataset(data).train
     pre = Preprocessor.fit(train)
-    model, history = pretrain(train, pre, model_cfg, cfg, device)
     args.out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(args.out / "checkpoint.pt", model, pre, cfg, history)
-    print(f"wrote {args.out / 'checkpoint.pt'}")
+    configs.dump(job, args.out / CONFIG_FILE)
+    model, history = pretrain(train, pre, job.model, job.train, device)
+    save_checkpoint(args.out / "checkpoint.pt", model, pre, job.train, history)
+    print(f"wrote {args.out / 'checkpoint.pt'} ({CONFIG_FILE} beside it: --config takes it back)")
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluate import evaluate_splits, raw_inputs
-    from .events.dataset import DataConfig, load_dataset
+    from . import configs
+    from .evaluate import ScoreJob, evaluate_splits, raw_inputs
+    from .events.dataset import load_dataset
     from .events.preprocess import N_INPUT_FEATURES, Preprocessor
     from .pretrain import choose_device, load_checkpoint, represent
     from .figures import metrics_table, plot_curves
     from .names import BASELINE
-    from .score import ScoreConfig
 
+    job = _job(ScoreJob, args)
     device = choose_device(args.device)
-    score_cfg = ScoreConfig(bottleneck=args.bottleneck, epochs=args.ae_epochs, batch_size=args.ae_batch_size)
     models = [load_checkpoint(p, device) for p in args.checkpoint]
     for model, _, _ in models:  # configs first: fail before reading data or training anything
-        score_cfg.check_input_dim(model.cfg.model_dim)
+        job.score.check_input_dim(model.cfg.model_dim)
     if not args.no_ae_raw:
-        score_cfg.check_input_dim(L.N_SLOTS * N_INPUT_FEATURES)
-    if args.ae_seeds < 1:
-        raise ValueError(f"--ae-seeds must be >= 1, got {args.ae_seeds}")
-    data = load_dataset(DataConfig(data_dir=str(args.data_dir), n_train=args.n_train, n_test=args.n_test,
-                                   n_test_signal=args.n_test_signal))
-    seeds = tuple(range(args.ae_seeds))
+        job.score.check_input_dim(L.N_SLOTS * N_INPUT_FEATURES)
+    data = load_dataset(job.data)
     summaries, curves = {}, {}
 
     def run(name, embed):
-        ev = evaluate_splits(embed, data, score_cfg, seeds, args.eps_s)
+        ev = evaluate_splits(embed, data, job.score, job.ae_seeds, job.eps_s)
         summaries[name], curves[name] = ev.summary(), ev.curves
         print(f"{name}: " + ", ".join(f"{s} AUC {m['auc']:.3f}" for s, m in summaries[name].items()))
 
@@ -110,11 +118,12 @@ def _score(args: argparse.Namespace) -> int:
         name = cfg.loss if cfg.loss not in summaries else f"{cfg.loss}_{i}"
         run(name, lambda x, m=model, p=pre_m: represent(m, p, x, device))
     args.out.mkdir(parents=True, exist_ok=True)
+    configs.dump(job, args.out / CONFIG_FILE)
     (args.out / "metrics.json").write_text(json.dumps(summaries, indent=2))
     (args.out / "table.md").write_text(metrics_table(summaries, "auc") + "\n\n" + metrics_table(summaries, "si") + "\n")
     plot_curves(curves, args.out)
     print(metrics_table(summaries, "auc"))
-    print(f"wrote metrics.json, table.md, roc.png, si.png to {args.out}")
+    print(f"wrote metrics.json, table.md, roc.png, si.png, {CONFIG_FILE} to {args.out}")
     return 0
 
 
@@ -179,6 +188,13 @@ def _signal(text: str) -> str:
     return text
 
 
+def _config_arguments(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("--config", type=Path, default=None, help=f"a {CONFIG_FILE} this command wrote (or one by hand)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help=f"override config fields, e.g. {example}")
+    p.add_argument("--data-dir", type=Path, default=None, help="event files (default: the shipped data set); "
+                                                                "the same as --set data.data_dir=...")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomclr", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,37 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_generate)
 
-    from .events.dataset import DEFAULT_DATA_DIR
-
-    p = sub.add_parser("pretrain", help="contrastive pretraining of the encoder on background events")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    p.add_argument("--out", type=Path, required=True, help="run directory for checkpoint.pt")
-    p.add_argument("--n-train", type=int, default=50_000)
-    p.add_argument("--loss", default="anomclr_plus", help="clr, anomclr or anomclr_plus")
-    p.add_argument("--temperature", type=float, default=0.1)
-    p.add_argument("--mix", default="all", help="anomaly augmentations: ao, cs, shift, all or '+'-joined")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--learning-rate", type=float, default=5e-5)
-    p.add_argument("--model-dim", type=int, default=136, help="model = feed-forward = output dimension")
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("pretrain", help="contrastive pretraining of the encoder on background events",
+                       description="Pretrain an encoder; every setting is a field of PretrainJob (data, model, "
+                                   "train), at its default unless --config or --set says otherwise.")
+    p.add_argument("--out", type=Path, required=True, help="run directory for checkpoint.pt and config.yaml")
+    _config_arguments(p, "train.loss=anomclr train.epochs=3 model.model_dim=64 data.n_train=20000")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.set_defaults(func=_pretrain)
 
-    s = sub.add_parser("score", help="autoencoder scores and per-signal metrics for checkpoints and AE-Raw")
+    s = sub.add_parser("score", help="autoencoder scores and per-signal metrics for checkpoints and AE-Raw",
+                       description="Score checkpoints (and the AE-Raw baseline); every setting is a field of "
+                                   "ScoreJob (data, score, ae_seeds, eps_s), at its default unless --config or "
+                                   "--set says otherwise.")
     s.add_argument("--checkpoint", type=Path, nargs="*", default=[])
-    s.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--n-train", type=int, default=50_000, help="background events for the AE")
-    s.add_argument("--n-test", type=int, default=20_000)
-    s.add_argument("--n-test-signal", type=int, default=10_000)
-    s.add_argument("--bottleneck", type=int, default=5)
-    s.add_argument("--ae-epochs", type=int, default=50)
-    s.add_argument("--ae-batch-size", type=int, default=512)
-    s.add_argument("--ae-seeds", type=int, default=3)
-    s.add_argument("--eps-s", type=float, default=0.3, help="signal efficiency for SI and eps_B")
+    s.add_argument("--out", type=Path, required=True, help="folder for metrics.json, table.md, figures, config.yaml")
+    _config_arguments(s, "score.bottleneck=8 score.epochs=20 ae_seeds=[0,1] data.n_test=20000")
     s.add_argument("--no-ae-raw", action="store_true")
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_score)

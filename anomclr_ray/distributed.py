@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .configs import from_plain, to_plain
 from .events.dataset import DataConfig, load_dataset
 from .events.preprocess import Preprocessor
 from .model import Encoder, ModelConfig
@@ -52,9 +53,8 @@ def _worker_loop(config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
-    data_cfg = DataConfig(**config["data"])
-    model_cfg, cfg = ModelConfig(**config["model"]), TrainConfig(**config["train"])
-    pre = Preprocessor.from_dict(config["preprocessor"])
+    data_cfg, model_cfg = from_plain(DataConfig, config["data"]), from_plain(ModelConfig, config["model"])
+    cfg, pre = from_plain(TrainConfig, config["train"]), from_plain(Preprocessor, config["preprocessor"])
     data = torch.as_tensor(load_dataset(data_cfg).train, device=device)
 
     torch.manual_seed(cfg.seed)
@@ -116,8 +116,8 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
                     checkpoint_config=CheckpointConfig(num_to_keep=2))
     trainer = TorchTrainer(
         _worker_loop,
-        train_loop_config={"data": data_cfg.to_dict(), "model": model_cfg.to_dict(), "train": cfg.to_dict(),
-                           "preprocessor": pre.to_dict(), "checkpoint_every": scaling.checkpoint_every,
+        train_loop_config={"data": to_plain(data_cfg), "model": to_plain(model_cfg), "train": to_plain(cfg),
+                           "preprocessor": to_plain(pre), "checkpoint_every": scaling.checkpoint_every,
                            "run": name},
         torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,

@@ -12,11 +12,28 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .events.dataset import Dataset
+from .events.dataset import DataConfig, Dataset
 from .events.preprocess import Preprocessor
 from .metrics import Roc, roc, signal_metrics
 from .names import MEAN, MEAN_METRICS, SIGNAL_METRICS, metric_key
 from .score import ScoreConfig, fit_autoencoders
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """What `anomclr score` runs (its config.yaml): the events, the AE, its seeds (mean and std of every
+    metric over them) and the signal efficiency of SI and eps_B."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    ae_seeds: tuple[int, ...] = (0, 1, 2)
+    eps_s: float = 0.3
+
+    def __post_init__(self):
+        if not self.ae_seeds:
+            raise ValueError("ScoreJob.ae_seeds: at least one AE seed is needed")
+        if not 0 < self.eps_s < 1:
+            raise ValueError(f"ScoreJob.eps_s must be in (0, 1), got {self.eps_s}")
 
 
 Metrics = dict[str, dict[str, list[float]]]  # signal -> metric name -> values over AE seeds

@@ -12,7 +12,9 @@ import numpy as np
 
 from .events import layout as L
 from .metrics import Roc, significance_improvement
-from .names import METHOD_KEY, method_color, method_label
+from .names import BASELINE, METHOD_KEY, method_color, method_label
+
+Summary = dict[str, dict[str, float]]  # {signal: {metric: mean, metric + "_std": std}}
 
 METRIC_LABELS = {"auc": "AUC", "si": r"SI = $\epsilon_S/\sqrt{\epsilon_B}$ at $\epsilon_S$ = 0.3",
                  "eb_at_es": r"$\epsilon_B$ at $\epsilon_S$ = 0.3"}
@@ -82,9 +84,10 @@ def metrics_table(summaries: dict[str, dict[str, dict[str, float]]], metric: str
     return "\n".join(rows)
 
 
-def plot_bars(summaries: dict[str, dict[str, dict[str, float]]], path: str | Path, title: str,
-              metrics: tuple[str, ...] = ("auc", "si")) -> Path:
-    """Paper Fig. 2: per signal, one bar per group (e.g. augmentation mix) with its std as error bar.
+def plot_bars(summaries: dict[str, Summary], path: str | Path, title: str, metrics: tuple[str, ...] = ("auc", "si"),
+              reference: Summary | None = None) -> Path:
+    """Paper Fig. 2: per signal, one bar per group (e.g. augmentation mix) with its std as error bar;
+    `reference` (the AE-Raw baseline) a dashed line with its ± std band across each signal's bars.
 
     summaries[group][signal] = {metric: mean, metric + "_std": std}.
     """
@@ -100,6 +103,12 @@ def plot_bars(summaries: dict[str, dict[str, dict[str, float]]], path: str | Pat
             std = [summaries[g].get(s, {}).get(metric + "_std", 0.0) for s in signals]
             ax.bar(x + (i - (len(groups) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
                    label=method_label(g), color=method_color(g, f"C{i}"))
+        for j, s in enumerate(signals):
+            if reference and metric in reference.get(s, {}):
+                ref, err = reference[s][metric], reference[s].get(metric + "_std", 0.0)
+                ax.hlines(ref, j - 0.45, j + 0.45, colors="black", linestyles="--", lw=1.2, zorder=3,
+                          label=method_label(BASELINE) if j == 0 else None)
+                ax.fill_between([j - 0.45, j + 0.45], ref - err, ref + err, color="black", alpha=0.12, lw=0, zorder=3)
         ax.set_xticks(x, [L.SIGNAL_LATEX[s] for s in signals])
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         if metric == "auc":
@@ -114,9 +123,10 @@ def plot_bars(summaries: dict[str, dict[str, dict[str, float]]], path: str | Pat
     return Path(path)
 
 
-def plot_versus(series: dict[float, dict[str, dict[str, float]]], path: str | Path, xlabel: str,
-                metrics: tuple[str, ...] = ("auc", "si"), log_x: bool = True) -> Path:
-    """Paper Fig. 3: each metric per signal versus a number (e.g. the representation dimension), ± std.
+def plot_versus(series: dict[float, Summary], path: str | Path, xlabel: str, metrics: tuple[str, ...] = ("auc", "si"),
+                log_x: bool = True, reference: Summary | None = None) -> Path:
+    """Paper Fig. 3: each metric per signal versus a number (e.g. the representation dimension), ± std;
+    `reference` (the AE-Raw baseline) a dashed line with its ± std band per signal, in its colour.
 
     series[x][signal] = {metric: mean, metric + "_std": std}.
     """
@@ -129,6 +139,12 @@ def plot_versus(series: dict[float, dict[str, dict[str, float]]], path: str | Pa
             mean = np.array([series[x].get(s, {}).get(metric, np.nan) for x in xs])
             std = np.array([series[x].get(s, {}).get(metric + "_std", 0.0) for x in xs])
             ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, label=L.SIGNAL_LATEX[s], color=f"C{i}")
+            if reference and metric in reference.get(s, {}):
+                ref, err = reference[s][metric], reference[s].get(metric + "_std", 0.0)
+                ax.axhline(ref, color=f"C{i}", ls="--", lw=1)
+                ax.axhspan(ref - err, ref + err, color=f"C{i}", alpha=0.1, lw=0)
+        if reference:
+            ax.plot([], [], color="grey", ls="--", lw=1, label=f"{method_label(BASELINE)} (dashed)")
         if log_x:
             ax.set_xscale("log", base=2)
         ax.set_xticks(xs, [f"{x:g}" for x in xs])

@@ -16,7 +16,7 @@ Both use the same parameters, so checkpoints serve either.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -54,9 +54,6 @@ class ModelConfig:
     @property
     def out_dim(self) -> int:
         return self.output_dim or self.model_dim
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def padding_mask(x: torch.Tensor) -> torch.Tensor:

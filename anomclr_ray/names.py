@@ -44,6 +44,13 @@ def method(name: str) -> Method:
     return METHODS[name]
 
 
+def applies(method_name: str, key: str) -> bool:
+    """Whether a config key (`<section>.<field>`) changes what `method_name` computes. The raw-input
+    baseline has no encoder: the model's and its training's keys do not apply to it, but for
+    `train.seed`, which seeds its AEs."""
+    return method_name != BASELINE or not key.startswith(("model.", "train.")) or key == "train.seed"
+
+
 def method_label(name: str) -> str:
     """A method's label; a name this version does not know (an older run) stays as it is."""
     return METHODS[name].label if name in METHODS else name

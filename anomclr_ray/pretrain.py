@@ -6,7 +6,7 @@ The same `train_epoch` runs inside Ray Train workers (DDP, see distributed.py).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from . import augment
+from .configs import from_plain, to_plain
+from .events.dataset import DataConfig
 from .events.preprocess import Preprocessor
 from .losses import LOSSES, Shard, contrastive_loss
 from .model import Encoder, ModelConfig
@@ -47,8 +49,18 @@ class TrainConfig:
         if self.batch_size < 2 or self.epochs < 1:
             raise ValueError(f"TrainConfig: batch_size >= 2 and epochs >= 1 needed, got {self.batch_size}, {self.epochs}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+@dataclass(frozen=True)
+class PretrainJob:
+    """What `anomclr pretrain` runs (its config.yaml): the training events [0, data.n_train), the
+    encoder and its training."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        check_batch_size(self.train, self.data.n_train)
 
 
 def check_batch_size(cfg: TrainConfig, n_train: int, workers: int = 1) -> None:
@@ -157,16 +169,17 @@ def save_checkpoint(path: str | Path, model: Encoder, pre: Preprocessor, cfg: Tr
                     **extra) -> None:
     """Model weights with everything needed to use them: model and train config, preprocessing scales,
     loss history; `extra` (e.g. optimizer state and epoch, for resuming) is stored beside them."""
-    torch.save({"model_config": model.cfg.to_dict(), "train_config": cfg.to_dict(), "preprocessor": pre.to_dict(),
+    torch.save({"model_config": to_plain(model.cfg), "train_config": to_plain(cfg), "preprocessor": to_plain(pre),
                 "state_dict": model.state_dict(), "history": history, **extra}, path)
 
 
 def read_checkpoint(path: str | Path, device: torch.device) -> tuple[Encoder, Preprocessor, TrainConfig, dict]:
     """(model, preprocessing, train config, the whole stored state) from a `save_checkpoint` file."""
     state = torch.load(path, map_location=device, weights_only=True)
-    model = Encoder(ModelConfig(**state["model_config"])).to(device)
+    model = Encoder(from_plain(ModelConfig, state["model_config"], f"{path}: model_config")).to(device)
     model.load_state_dict(state["state_dict"])
-    return model, Preprocessor.from_dict(state["preprocessor"]), TrainConfig(**state["train_config"]), state
+    return (model, from_plain(Preprocessor, state["preprocessor"], f"{path}: preprocessor"),
+            from_plain(TrainConfig, state["train_config"], f"{path}: train_config"), state)
 
 
 def load_checkpoint(path: str | Path, device: torch.device) -> tuple[Encoder, Preprocessor, TrainConfig]:

@@ -25,7 +25,7 @@ import numpy as np
 from .events import layout as L
 from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_search, plot_versus
 from .metrics import load_curves
-from .names import MEAN, METHOD_KEY, METHODS, SIGNAL_METRICS, method_label, metric_key, parse_metric_key
+from .names import BASELINE, MEAN, METHOD_KEY, METHODS, applies, SIGNAL_METRICS, method_label, metric_key, parse_metric_key
 from .tracking import TRIAL_TAG, client
 
 SEEDS = ("train.seed",)  # replicas, not ablation axes
@@ -141,7 +141,8 @@ def _trials_table(trials: list[Trial], axes: list[str], metric: str) -> str:
     head = ["trial", "complete", *axes, *(f"AUC {L.SIGNAL_TEXT[s]}" for s in signals), *means.values()]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for t in sorted(trials, key=lambda t: -t.metrics.get(metric, -np.inf)):
-        cells = [t.name, "yes" if t.complete else f"no ({t.status.lower()})", *(t.params.get(a, "") for a in axes),
+        cells = [t.name, "yes" if t.complete else f"no ({t.status.lower()})",
+                 *(t.params.get(a, "") if applies(t.method, a) else "—" for a in axes),
                  *(f"{t.metrics[k]:.3f}" if (k := metric_key("auc", s)) in t.metrics else "—" for s in signals),
                  *(f"{t.metrics[k]:.3f}" if k in t.metrics else "—" for k in means)]
         rows.append("| " + " | ".join(cells) + " |")
@@ -164,18 +165,25 @@ def _search_section(trials: list[Trial], params: list[str], metric: str, out: Pa
 
 
 def _axis_section(done: list[Trial], axis: str, others: list[str], out: Path) -> list[str]:
-    """Fig. 2 bars for a categorical parameter, Fig. 3 lines for a number with more than two values."""
-    summaries = group_summary(done, axis)
+    """Fig. 2 bars for a categorical parameter, Fig. 3 lines for a number with more than two values;
+    the study's AE-Raw trials (no encoder: `axis` does not apply to them) as the reference line."""
+    baseline = [t for t in done if t.method == BASELINE]
+    summaries = group_summary([t for t in done if t.method != BASELINE], axis)
+    reference = group_summary(baseline, METHOD_KEY).get(BASELINE) if baseline else None
     numbers = _as_number(list(summaries))
     label = AXIS_LABELS.get(axis, axis)
     if numbers is not None and len(numbers) > 2:
         positive = min(numbers) > 0 and max(numbers) / min(numbers) >= 8
-        path = plot_versus(dict(zip(numbers, summaries.values())), out / f"vs_{axis}.png", label, log_x=positive)
+        path = plot_versus(dict(zip(numbers, summaries.values())), out / f"vs_{axis}.png", label, log_x=positive,
+                           reference=reference)
     else:
-        path = plot_bars(summaries, out / f"by_{axis}.png", f"by {label}")
+        path = plot_bars(summaries, out / f"by_{axis}.png", f"by {label}", reference=reference)
     note = f" Averaged over the other varied parameters ({', '.join(others)})." if others else ""
-    return [f"## By `{axis}`", "", f"Mean ± std over trials.{note}", "", f"![{axis}]({path.name})", "",
-            metrics_table(summaries, "auc", axis), ""]
+    ref_note = (f" Dashed: {method_label(BASELINE)} ({len(baseline)} trial{'s' * (len(baseline) != 1)}), which has "
+                f"no encoder, so `{axis}` does not apply to it." if baseline else "")
+    table = {**summaries, **({BASELINE: reference} if reference else {})}
+    return [f"## By `{axis}`", "", f"Mean ± std over trials.{note}{ref_note}", "", f"![{axis}]({path.name})", "",
+            metrics_table(table, "auc", axis), ""]
 
 
 def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = metric_key("auc", MEAN)) -> Path:
@@ -195,15 +203,18 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = m
         axes = varying(done)
         best = max(done, key=lambda t: t.metrics.get(metric, -np.inf))
         md += ["## Best trial", "", f"`{best.name}` ({method_label(best.method)}): {metric} = "
-               f"{best.metrics.get(metric, float('nan')):.3f}" + "".join(f", `{a}` = {best.params[a]}" for a in axes), ""]
+               f"{best.metrics.get(metric, float('nan')):.3f}"
+               + "".join(f", `{a}` = {best.params[a]}" for a in axes if applies(best.method, a)), ""]
         md += _method_section(done)
         searched = [a for a in varying(trials) if a not in SEEDS and a != METHOD_KEY]
         if len(searched) > 2:  # a search, not an ablation: the objective against each parameter
             md += _search_section(trials, searched, metric, out)
         else:
-            ablations = [a for a in axes if a not in (*SEEDS, METHOD_KEY) and len({t.params[a] for t in done}) <= 12]
-            for axis in ablations:
-                md += _axis_section(done, axis, [a for a in axes if a not in (*SEEDS, axis)], out)
+            encoder = [t for t in done if t.method != BASELINE]  # an ablation's axes vary among these
+            encoder_axes = varying(encoder)
+            for axis in [a for a in encoder_axes if a not in (*SEEDS, METHOD_KEY)
+                         and len({t.params[a] for t in encoder}) <= 12]:
+                md += _axis_section(done, axis, [a for a in encoder_axes if a not in (*SEEDS, axis)], out)
         with tempfile.TemporaryDirectory() as tmp:
             if curves := _best_curves(uri, done, metric, Path(tmp)):
                 plot_curves(curves, out)

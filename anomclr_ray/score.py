@@ -6,7 +6,7 @@ to (B, 19 * 7). Inputs are standardised with the training mean and std (kept in 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -36,11 +36,6 @@ class ScoreConfig:
         if self.bottleneck >= input_dim:
             raise ValueError(f"ScoreConfig.bottleneck ({self.bottleneck}) must be smaller than the input "
                              f"dimension ({input_dim})")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
 
 
 class AutoEncoder(nn.Module):

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .configs import dump, dumps
 from .distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
 from .evaluate import Evaluation, evaluate_splits, raw_inputs
 from .events import layout as L
@@ -41,15 +42,17 @@ from .figures import plot_curves
 from .metrics import save_curves
 from .model import ModelConfig
 from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
-from .names import BASELINE, MEAN, METHOD_KEY, method as check_method, metric_key, objective_keys, parse_metric_key
+from .names import BASELINE, MEAN, METHOD_KEY, applies, method as check_method, metric_key, objective_keys, parse_metric_key
 from .pretrain import TrainConfig, check_batch_size, choose_device, represent
 from .raycluster import check_cluster, connect
 from .score import ScoreConfig
 from .storage import Storage
-from .tracking import DEFAULT_TRACKING_URI, absolute_uri, check_tracking, experiment_id, log_trial, start_parent_run
+from .tracking import (DEFAULT_TRACKING_URI, absolute_uri, check_tracking, code_tags, experiment_id, log_trial,
+                       start_parent_run)
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "score": ScoreConfig}
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
+STUDY_CONFIG_FILE = "study.yaml"  # the parent run's artifact: the whole StudyConfig, read back by `--config`
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class StudyConfig:
     eval_every: int = 0  # evaluate (and report to Tune) every so many epochs; 0: only at the end
     scheduler: str = "fifo"  # "fifo" (every trial runs its budget) or "asha" (needs eval_every)
     asha_reduction: int = 2
+    baseline: bool = False  # grid studies: also the AE-Raw trials every bar is read against (`grid_points`)
 
     def __post_init__(self):
         if self.search not in ("grid", "tpe"):
@@ -84,6 +88,10 @@ class StudyConfig:
             raise ValueError(f"StudyConfig.num_samples must be >= 1, got {self.num_samples}")
         if METHOD_KEY in self.search_space and "train.loss" in self.search_space:
             raise ValueError(f"search space: {METHOD_KEY!r} sets train.loss; give one of the two keys")
+        methods = next(iter(self.search_space[METHOD_KEY].values())) if METHOD_KEY in self.search_space else []
+        if self.baseline and (self.search != "grid" or BASELINE in methods):
+            raise ValueError(f"StudyConfig.baseline adds the {BASELINE} trials to a grid study: it needs search='grid' "
+                             f"and no {BASELINE!r} in the search space")
         for key, spec in self.search_space.items():
             section, _, name = key.partition(".")
             if key != METHOD_KEY and (section not in SECTIONS
@@ -102,15 +110,26 @@ class StudyConfig:
                                  + ("" if data.has_validation else " (val_* metrics need data n_val, n_val_signal)"))
 
     def corner_samples(self) -> list[dict[str, Any]]:
-        """Every grid/choice value combined with both ends of every range: what configs must accept."""
+        """Every grid/choice value combined with both ends of every range (and, with `baseline`, each of
+        these as an AE-Raw trial): what configs must accept."""
         values = []
         for spec in self.search_space.values():
             kind, v = next(iter(spec.items()))
             values.append(list(v) if kind in ("grid", "choice") else [v[0], v[1] - 1 if kind == "randint" else v[1]])
-        return [dict(zip(self.search_space, combo)) for combo in itertools.product(*values)]
+        samples = [dict(zip(self.search_space, combo)) for combo in itertools.product(*values)]
+        return samples + ([{**s, METHOD_KEY: BASELINE} for s in samples] if self.baseline else [])
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    def grid_points(self) -> list[dict[str, Any]]:
+        """The trials of the grid: every combination of the `grid` values, then, with `baseline`, one
+        AE-Raw trial per combination of the grid values that change it (`names.applies`: not the
+        encoder's and its training's keys)."""
+        grid = {k: spec["grid"] for k, spec in self.search_space.items() if "grid" in spec}
+        points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+        if self.baseline:
+            keys = [k for k in grid if applies(BASELINE, k)]
+            kept = dict.fromkeys(tuple((k, p[k]) for k in keys) for p in points)  # in order, once each
+            points += [{METHOD_KEY: BASELINE, **dict(k)} for k in kept]
+        return points
 
 
 def resolve(study: StudyConfig, sample: dict[str, Any]) -> dict[str, Any]:
@@ -138,12 +157,25 @@ def evaluation_epochs(study: StudyConfig, epochs: int) -> list[int]:
     return sorted({*range(study.eval_every, epochs, study.eval_every), epochs})
 
 
+GRID_POINT = "grid_point"  # the param-space key of a grid study's trials (`StudyConfig.grid_points`)
+
+
 def _param_space(study: StudyConfig) -> dict:
+    """Tune's param space: the grid as one `grid_search` over its points (so that the baseline's trials
+    need not be a product), the other domains sampled for each."""
     from ray import tune
 
-    make = {"grid": tune.grid_search, "choice": tune.choice, "uniform": lambda v: tune.uniform(*v),
+    make = {"choice": tune.choice, "uniform": lambda v: tune.uniform(*v),
             "loguniform": lambda v: tune.loguniform(*v), "randint": lambda v: tune.randint(*v)}
-    return {key: make[kind](v) for key, spec in study.search_space.items() for kind, v in spec.items()}
+    space = {key: make[kind](v) for key, spec in study.search_space.items() for kind, v in spec.items()
+             if kind != "grid"}
+    points = study.grid_points()
+    return space | ({GRID_POINT: tune.grid_search(points)} if points != [{}] else {})
+
+
+def sample_of(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's Tune config as the flat {key: value} of the search space (its grid point unpacked)."""
+    return {**config.get(GRID_POINT, {}), **{k: v for k, v in config.items() if k != GRID_POINT}}
 
 
 def _run_name(method: str, sample: dict[str, Any], trial_id: str) -> str:
@@ -173,6 +205,7 @@ class _Trial:
     def begin(cls, sample: dict[str, Any], study: StudyConfig) -> _Trial:
         from ray import tune
 
+        sample = sample_of(sample)
         trial_id, cfgs = tune.get_context().get_trial_id(), resolve(study, sample)
         progress = {"epochs": 0, "wall_s": 0.0, "evaluation_s": 0.0}
         if (ck := tune.get_checkpoint()) is not None:
@@ -180,7 +213,7 @@ class _Trial:
                 progress |= json.loads((Path(d) / "progress.json").read_text())
         monitor = StudyMonitor(study.name)
         monitor.count(TRIALS_STARTED)
-        params = {METHOD_KEY: cfgs["method"], **{s: cfgs[s].to_dict() for s in SECTIONS}}
+        params = {METHOD_KEY: cfgs["method"], **{s: cfgs[s] for s in SECTIONS}}
         return cls(study, trial_id, _run_name(cfgs["method"], sample, trial_id), cfgs, params, progress,
                    time.perf_counter() - progress["wall_s"], monitor, choose_device("auto"))
 
@@ -220,7 +253,7 @@ class _Trial:
                 "trial/evaluation_s": evaluation, "trial/evaluation_fraction": evaluation / wall}
 
     def log_and_report(self, ev: Evaluation, metrics: dict[str, float], curves: dict, checkpoint: str | None,
-                       exp_id: str, parent_run_id: str) -> None:
+                       parent: _Parent) -> None:
         """The evaluation into MLflow (metrics, curves, figures, config) and to Tune, with the progress
         a restore resumes from."""
         import ray
@@ -231,11 +264,12 @@ class _Trial:
             files = plot_curves({self.method: ev.curves}, tmp)
             files.append(Path(tmp) / "curves.npz")
             save_curves(ev.curves, files[-1])
-            files.append(Path(tmp) / "trial_config.json")
-            files[-1].write_text(json.dumps({**self.params, "checkpoint": checkpoint}, indent=2))
-            log_trial(self.study.tracking_uri, exp_id, parent_run_id, self.id, self.name, self.params, metrics, epochs,
-                      curves, files, finished=epochs == self.budget, start_time=time.time() - self.progress["wall_s"],
-                      node=ray.get_runtime_context().get_node_id())
+            files.append(Path(tmp) / "trial.yaml")
+            files[-1].write_text(dumps({**self.params, "checkpoint": checkpoint}))
+            log_trial(self.study.tracking_uri, parent.exp_id, parent.run_id, self.id, self.name, self.params, metrics,
+                      epochs, curves, files, finished=epochs == self.budget,
+                      start_time=time.time() - self.progress["wall_s"], node=ray.get_runtime_context().get_node_id(),
+                      tags=parent.tags)
             state = Path(tmp) / "progress"
             state.mkdir()
             (state / "progress.json").write_text(json.dumps(self.progress))
@@ -243,7 +277,16 @@ class _Trial:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(state))
 
 
-def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_id: str) -> None:
+@dataclass(frozen=True)
+class _Parent:
+    """Where a study's trials log: its experiment, its parent run, the tags every trial run carries."""
+
+    exp_id: str
+    run_id: str
+    tags: dict[str, str]
+
+
+def _trial(sample: dict[str, Any], study: StudyConfig, parent: _Parent) -> None:
     """A Tune trial: pretrain (or not, for the baseline), evaluate, log and report, at every evaluation."""
     trial = _Trial.begin(sample, study)
     data = load_dataset(trial.cfgs["data"])
@@ -253,7 +296,7 @@ def _trial(sample: dict[str, Any], study: StudyConfig, exp_id: str, parent_run_i
         t0 = time.perf_counter()
         ev = evaluate_splits(embed, data, trial.cfgs["score"], ae_seeds, study.eps_s)
         metrics = trial.advance(epochs, time.perf_counter() - t0)
-        trial.log_and_report(ev, {**ev.flat_metrics(), **metrics}, curves, checkpoint, exp_id, parent_run_id)
+        trial.log_and_report(ev, {**ev.flat_metrics(), **metrics}, curves, checkpoint, parent)
     trial.monitor.count(TRIALS_COMPLETED)
 
 
@@ -292,13 +335,17 @@ def run_study(study: StudyConfig, address: str | None = None):
     parent_record = f"{study.name}.mlflow_parent"
     fs, experiment_path = storage.filesystem, storage.path(study.name)
     restoring = tune.Tuner.can_restore(experiment_path, storage_filesystem=fs)
+    tags = code_tags()
     if restoring and (recorded := storage.read_text(parent_record)):
         parent_run_id = recorded.strip()
     else:
-        parent_run_id = start_parent_run(study.tracking_uri, exp_id, study.name, study.to_dict())
+        with tempfile.TemporaryDirectory() as tmp:
+            config = dump(study, Path(tmp) / STUDY_CONFIG_FILE)  # the study as `--config` takes it back
+            parent_run_id = start_parent_run(study.tracking_uri, exp_id, study.name, study, tags, [config])
         storage.write_text(parent_run_id, parent_record)
     concurrent = concurrent_trials(study.scaling, ray.cluster_resources())
-    trainable = tune.with_resources(tune.with_parameters(_trial, study=study, exp_id=exp_id, parent_run_id=parent_run_id),
+    parent = _Parent(exp_id, parent_run_id, tags)
+    trainable = tune.with_resources(tune.with_parameters(_trial, study=study, parent=parent),
                                     {**TRIAL_DRIVER_RESOURCES, **study.scaling.custom_resources})
     if restoring:
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_errored=True, storage_filesystem=fs)

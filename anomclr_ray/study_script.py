@@ -1,5 +1,10 @@
-"""What the scripts in studies/ share: their command line, three sizes of base configs, and
-"run the study, then write its report from MLflow".
+"""What the scripts in studies/ share: their command line, the three study sizes, and "run the study,
+then write its report from MLflow".
+
+A study is a `StudyConfig`: the script names it and its search space; the size adds a row of `SIZES`
+(overrides, in the grammar of `configs`); `--set key=value ...` overrides anything after that. Every
+study's whole config is written to its MLflow parent run (`study.yaml`), and `--config study.yaml`
+runs it again as it was (with `--set` on top).
 
 Sizes: `--smoke` (minutes on a laptop CPU), the default "reproduction" size (hours on this project's
 2-core CPU machines, the shipped 100k-event data set), `--paper` (the published encoder settings, for
@@ -16,16 +21,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import USER_ERRORS
-from .distributed import ScalingSpec
-from .events.dataset import DEFAULT_DATA_DIR, DataConfig
-from .model import ModelConfig
-from .pretrain import TrainConfig
+from . import USER_ERRORS, configs
+from .events.dataset import DEFAULT_DATA_DIR, DataConfig, with_validation
 from .report import build_report
-from .score import ScoreConfig
 from .storage import STORAGE_ENV
-from .study import StudyConfig, run_study
+from .study import StudyConfig, run_study, sample_of
 from .tracking import absolute_uri, default_tracking_uri
+
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"data.n_train": 4000, "data.n_test": 4000, "data.n_test_signal": 2000,
+              "model.model_dim": 32, "model.heads": 4, "model.layers": 1,
+              "train.epochs": 2, "train.batch_size": 200, "train.learning_rate": 5e-4,
+              "score.epochs": 10, "score.batch_size": 256},
+    "reproduction": {"data.n_train": 60_000, "data.n_test": 40_000, "data.n_test_signal": 10_000,
+                     "model.model_dim": 64, "model.heads": 4, "model.layers": 2,
+                     "train.epochs": 20, "train.batch_size": 512, "train.learning_rate": 5e-4,
+                     "score.epochs": 50, "score.batch_size": 512, "ae_seeds": [0, 1, 2]},
+    # the encoder at DESIGN.md's defaults (136 dimensions, 4 heads, 4 layers), the paper's data and epochs
+    "paper": {"data.n_train": 1_000_000, "data.n_test": 500_000, "data.n_test_signal": 50_000,
+              "train.epochs": 100, "train.batch_size": 1024, "ae_seeds": [0, 1, 2]},
+}
 
 
 def entry(main: Callable[[], None]) -> None:
@@ -43,15 +58,19 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--smoke", action="store_true", help="tiny sizes: minutes on a CPU")
     size.add_argument("--paper", action="store_true", help="paper-size encoder and data: a GPU cluster")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    p.add_argument("--tracking-uri", default=default_tracking_uri(),
+    size.add_argument("--config", type=Path, help="run the study this file describes (a study.yaml from MLflow)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config fields after the size, e.g. train.epochs=3 model.model_dim=32 eps_s=0.5 "
+                        "(keys: <data|model|train|score|scaling>.<field> or a StudyConfig field)")
+    p.add_argument("--data-dir", type=Path, default=None, help=f"event files (default: {DEFAULT_DATA_DIR})")
+    p.add_argument("--tracking-uri", default=None,
                    help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, the cluster "
                                                    "`ray start` made here, else a local Ray)")
-    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV, "runs"),
+    p.add_argument("--storage", default=None,
                    help=f"study state and checkpoints: a path or s3://bucket/prefix (default: ${STORAGE_ENV}, else runs)")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (one per study)")
-    p.add_argument("--workers", type=int, default=1, help="DDP workers per trial")
+    p.add_argument("--workers", type=int, default=None, help="DDP workers per trial (default 1)")
     p.add_argument("--gpu", action="store_true", help="one GPU per DDP worker")
     p.add_argument("--seeds", type=int, nargs="+", help="CLR seeds of a grid study (default: the script's)")
     return p
@@ -62,27 +81,39 @@ def seeds(args: argparse.Namespace, default: list[int]) -> list[int]:
     return args.seeds or ([0] if args.smoke else default)
 
 
-def base(args: argparse.Namespace, name: str, **train: Any) -> dict[str, Any]:
-    """StudyConfig keyword arguments for the chosen size; `train` overrides TrainConfig fields."""
-    common = {"tracking_uri": args.tracking_uri, "storage_path": args.storage}
-    scaling = ScalingSpec(num_workers=args.workers, use_gpu=args.gpu)
-    if args.smoke:
-        return {"name": f"{name}_smoke", **common, "scaling": scaling,
-                "data": DataConfig(data_dir=str(args.data_dir), n_train=4000, n_test=4000, n_test_signal=2000),
-                "model": ModelConfig(model_dim=32, heads=4, layers=1),
-                "train": TrainConfig(**{"epochs": 2, "batch_size": 200, "learning_rate": 5e-4, **train}),
-                "score": ScoreConfig(epochs=10, batch_size=256)}
-    if args.paper:
-        return {"name": f"{name}_paper", **common, "scaling": scaling, "ae_seeds": (0, 1, 2),
-                "data": DataConfig(data_dir=str(args.data_dir), n_train=1_000_000, n_test=500_000, n_test_signal=50_000),
-                "model": ModelConfig(),  # 136 dims, 4 heads, 4 layers: DESIGN.md's defaults
-                "train": TrainConfig(**{"epochs": 100, "batch_size": 1024, **train}),
-                "score": ScoreConfig()}
-    return {"name": name, **common, "scaling": scaling, "ae_seeds": (0, 1, 2),
-            "data": DataConfig(data_dir=str(args.data_dir), n_train=60_000, n_test=40_000, n_test_signal=10_000),
-            "model": ModelConfig(model_dim=64, heads=4, layers=2),
-            "train": TrainConfig(**{"epochs": 20, "batch_size": 512, "learning_rate": 5e-4, **train}),
-            "score": ScoreConfig(epochs=50, batch_size=512)}
+def size(args: argparse.Namespace) -> str:
+    return "smoke" if args.smoke else "paper" if args.paper else "reproduction"
+
+
+def validation_split(args: argparse.Namespace, fraction: float = 0.25) -> dict[str, int]:
+    """Settings that set `fraction` of the size's test background and of each test signal aside as a
+    validation set (`with_validation`): for an objective that must not see the test signals."""
+    row = SIZES[size(args)]
+    data = with_validation(DataConfig(n_test=row["data.n_test"], n_test_signal=row["data.n_test_signal"]), fraction)
+    return {f"data.{k}": getattr(data, k) for k in ("n_test", "n_val", "n_test_signal", "n_val_signal")}
+
+
+def study(args: argparse.Namespace, name: str, search_space: dict[str, dict[str, list]],
+          **settings: Any) -> StudyConfig:
+    """The study a script runs: `name` (with a `_smoke` / `_paper` suffix) and `search_space`, at the
+    size `args` chose, with the script's `settings` ({key: value} in the `configs` grammar, e.g.
+    {"train.loss": "anomclr_plus", "search": "tpe"}), then the command line's places and `--set`.
+    With `--config`, the file is the study (the script's choices are in it) and only the command line
+    changes it."""
+    places = {"tracking_uri": args.tracking_uri, "storage_path": args.storage, "data.data_dir": args.data_dir,
+              "scaling.num_workers": args.workers, "scaling.use_gpu": args.gpu or None}
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in places.items() if v is not None}
+    if args.config:
+        cfg = configs.load(StudyConfig, args.config)
+        if args.seeds:
+            raise ValueError("--seeds: the study of --config has its search space; use --set search_space=...")
+        return configs.override(configs.override(cfg, given), args.set)
+    defaults = {"tracking_uri": default_tracking_uri(), "storage_path": os.environ.get(STORAGE_ENV, "runs"),
+                "data.data_dir": str(DEFAULT_DATA_DIR)}
+    suffix = "" if size(args) == "reproduction" else f"_{size(args)}"
+    base = configs.build(StudyConfig, {**defaults, **SIZES[size(args)], **settings, **given},
+                         {"name": f"{name}{suffix}", "search_space": search_space})
+    return configs.override(base, args.set)
 
 
 def run(study: StudyConfig, args: argparse.Namespace) -> None:
@@ -96,7 +127,7 @@ def run(study: StudyConfig, args: argparse.Namespace) -> None:
     if scored:
         best = max(scored, key=lambda r: r.metrics[study.metric])
         print(f"best {study.metric} = {best.metrics[study.metric]:.3f} "
-              f"({', '.join(f'{k}={v}' for k, v in best.config.items())})")
+              f"({', '.join(f'{k}={v}' for k, v in sample_of(best.config).items())})")
     report = build_report(absolute_uri(study.tracking_uri), study.name, args.reports / study.name, study.metric)
     print(f"report: {report}")
     print(f"MLflow: anomclr ui --tracking-uri {study.tracking_uri}   (experiment {study.name})")

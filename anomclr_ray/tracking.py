@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+from .configs import to_plain
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own variable; the cluster YAMLs export the head's server
 TRIAL_TAG = "anomclr.trial_id"
 STUDY_TAG = "anomclr.study"
 NODE_TAG = "anomclr.ray_node"  # the Ray node a trial ran on (its last evaluation's, after a restore)
+GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own tag: the UI shows it as the run's source version
+GIT_DIRTY_TAG = "anomclr.git_dirty"  # "true" when the checkout had uncommitted changes
 VIEW_KEY = "anomclr"  # MLflow UI shared view: ...#/experiments/<id>/runs?viewStateShareKey=anomclr
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 
@@ -27,10 +32,24 @@ def default_tracking_uri() -> str:
     return os.environ.get(TRACKING_ENV) or DEFAULT_TRACKING_URI
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested config -> {"train.temperature": "0.1", ...}: the one flattening used for MLflow params."""
+def code_tags(path: Path = Path(__file__).parent) -> dict[str, str]:
+    """The git commit of the checkout this code runs from and whether it had changes not committed
+    (untracked files not ignored count), as run tags; {} outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout
+    try:
+        commit, changes = git("rev-parse", "HEAD").strip(), git("status", "--porcelain")
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {GIT_COMMIT_TAG: commit, GIT_DIRTY_TAG: str(bool(changes.strip())).lower()}
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, str]:
+    """A config (dataclass or nested plain dict) -> {"train.temperature": "0.1", ...}: the one
+    flattening used for MLflow params."""
     out: dict[str, str] = {}
-    for k, v in config.items():
+    for k, v in to_plain(config).items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
             out.update(flatten(v, f"{key}."))
@@ -86,13 +105,18 @@ def experiment_id(uri: str, name: str, artifact_root: str | None = None) -> str:
     return c.create_experiment(name, artifact_location=f"{artifact_root or Path('mlartifacts').resolve().as_uri()}/{name}")
 
 
-def start_parent_run(uri: str, exp_id: str, study: str, params: dict[str, Any]) -> str:
-    """A parent run for this execution of the study (a restored study reuses its parent run id)."""
+def start_parent_run(uri: str, exp_id: str, study: str, params: dict[str, Any], tags: dict[str, str] | None = None,
+                     artifacts: list[Path] = ()) -> str:
+    """A parent run for this execution of the study (a restored study reuses its parent run id), with
+    `tags` and `artifacts` (e.g. the study's config file)."""
     from mlflow.entities import Param
 
     c = client(uri)
-    run = c.create_run(exp_id, run_name=f"{study}-{time.strftime('%Y%m%d-%H%M%S')}", tags={STUDY_TAG: study})
+    run = c.create_run(exp_id, run_name=f"{study}-{time.strftime('%Y%m%d-%H%M%S')}",
+                       tags={STUDY_TAG: study, **(tags or {})})
     c.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flatten(params).items()])
+    for path in artifacts:
+        c.log_artifact(run.info.run_id, str(path))
     set_study_view(uri, exp_id, run.info.run_id)
     return run.info.run_id
 
@@ -115,11 +139,12 @@ def set_study_view(uri: str, exp_id: str, parent_run_id: str) -> None:
 
 def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_name: str, params: dict[str, Any],
               metrics: dict[str, float], step: int, curves: dict[str, dict[int, float]], artifacts: list[Path],
-              finished: bool, start_time: float | None = None, node: str | None = None) -> str:
+              finished: bool, start_time: float | None = None, node: str | None = None,
+              tags: dict[str, str] | None = None) -> str:
     """A trial's nested run: params once, then `metrics` at `step` (one call per evaluation, e.g. per ASHA
     rung), per-step `curves` ({name: {step: value}}), artifact files (replaced by later calls).
     `start_time` (Unix seconds) is when the trial started, for the run's duration; `node`, the Ray node
-    the trial runs on, becomes a tag.
+    the trial runs on, becomes a tag, as do `tags` (e.g. `code_tags`).
 
     The run is found by its trial id under this parent run, so a restored study never makes a second one.
     """
@@ -133,7 +158,7 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
         if node:
             c.set_tag(rid, NODE_TAG, node)
     else:
-        tags = {"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id} | ({NODE_TAG: node} if node else {})
+        tags = {"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id, **(tags or {})} | ({NODE_TAG: node} if node else {})
         run = c.create_run(exp_id, run_name=trial_name, tags=tags,
                            start_time=int(1000 * start_time) if start_time else None)
         rid, new_params = run.info.run_id, [Param(k, v[:6000]) for k, v in flatten(params).items()]

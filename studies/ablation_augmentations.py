@@ -1,4 +1,5 @@
-"""Augmentation ablation (paper Fig. 2): each anomaly-augmentation mix x CLR seeds, all else fixed.
+"""Augmentation ablation (paper Fig. 2): each anomaly-augmentation mix x CLR seeds, all else fixed, read
+against the AE-Raw baseline (one trial per seed: the mix does not apply to it).
 
     python studies/ablation_augmentations.py --smoke          # about a minute on a laptop CPU
     python studies/ablation_augmentations.py                  # reproduction size (CPU, hours)
@@ -6,7 +7,6 @@
 """
 
 from anomclr_ray import study_script
-from anomclr_ray.study import StudyConfig
 
 MIXES = ["ao", "cs", "shift", "all"]
 
@@ -14,8 +14,9 @@ MIXES = ["ao", "cs", "shift", "all"]
 def main() -> None:
     args = study_script.parser(__doc__).parse_args()
     seeds = study_script.seeds(args, [0, 1, 2])
-    study = StudyConfig(search_space={"train.mix": {"grid": MIXES}, "train.seed": {"grid": seeds}},
-                        **study_script.base(args, "ablation_augmentations", loss="anomclr_plus"))
+    study = study_script.study(args, "ablation_augmentations",
+                               {"train.mix": {"grid": MIXES}, "train.seed": {"grid": seeds}},
+                               baseline=True, **{"train.loss": "anomclr_plus"})
     study_script.run(study, args)
 
 

@@ -12,6 +12,7 @@ import tempfile
 import time
 
 from anomclr_ray import study_script
+from anomclr_ray import configs
 from anomclr_ray.study import StudyConfig, run_study
 
 
@@ -29,13 +30,12 @@ def main() -> None:
     args = study_script.parser(__doc__).parse_args(["--smoke"])
     print(f"machine: {platform.machine()}, data {args.data_dir}")
     with tempfile.TemporaryDirectory() as tmp:
-        base = study_script.base(args, "bench_study", epochs=4) | {"storage_path": tmp,
-                                                                    "tracking_uri": f"sqlite:///{tmp}/mlruns.db"}
         space = {"train.learning_rate": {"grid": [1e-5, 1e-4, 5e-4, 2e-3]}, "train.seed": {"grid": [0, 1]}}
+        base = study_script.study(args, "bench_study", space, storage_path=tmp, tracking_uri=f"sqlite:///{tmp}/mlruns.db",
+                                  **{"train.epochs": 4})
         rows = {}
         for label, extra in (("full budget", {}), ("ASHA", {"scheduler": "asha", "eval_every": 1})):
-            base["name"] = f"bench_study_{label.split()[0].lower()}"
-            rows[label] = cost(StudyConfig(search_space=space, **base, **extra))
+            rows[label] = cost(configs.override(base, {"name": f"bench_study_{label.split()[0].lower()}", **extra}))
     print(f"{'':<12}{'trials':>7}{'to the end':>11}{'wall s':>8}{'s/trial':>9}{'CPU-h':>8}{'best AUC':>10}{'AUC per CPU-h':>15}")
     for label, r in rows.items():
         print(f"{label:<12}{r['trials']:>7}{r['full_budget']:>11}{r['wall_s']:>8.0f}{r['trial_wall_s']:>9.1f}"

@@ -1,5 +1,5 @@
 """Cost of one contrastive trial at the reproduction size (AnomCLR+, mix `all`, seed 0; the sizes of
-`study_script.base`): its wall time, the share spent in evaluation, and its per-signal AUCs.
+`study_script.SIZES`): its wall time, the share spent in evaluation, and its per-signal AUCs.
 
     python studies/bench_trial.py [--smoke] [--padded]
 
@@ -7,7 +7,6 @@
 encoder: the same seeds give the same results up to float rounding, so the wall times compare the code.
 """
 
-import dataclasses
 import platform
 import tempfile
 import time
@@ -15,7 +14,7 @@ import time
 import torch
 
 from anomclr_ray import study_script
-from anomclr_ray.study import StudyConfig, run_study
+from anomclr_ray.study import run_study
 
 
 def main() -> None:
@@ -23,10 +22,9 @@ def main() -> None:
     parser.add_argument("--padded", action="store_true", help="the encoder over all 19 slots")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = study_script.base(args, "bench_trial", loss="anomclr_plus")
-        base |= {"storage_path": tmp, "tracking_uri": f"sqlite:///{tmp}/mlruns.db",
-                 "model": dataclasses.replace(base["model"], packed=not args.padded)}
-        study = StudyConfig(search_space={"train.seed": {"grid": [0]}}, **base)
+        study = study_script.study(args, "bench_trial", {"train.seed": {"grid": [0]}}, storage_path=tmp,
+                                   tracking_uri=f"sqlite:///{tmp}/mlruns.db",
+                                   **{"train.loss": "anomclr_plus", "model.packed": not args.padded})
         print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads; {study.data.n_train} training "
               f"events, {study.train.epochs} epochs, model {study.model.model_dim} dims, "
               f"{'packed' if study.model.packed else 'padded'} encoder")

@@ -11,8 +11,6 @@ signal set aside), so the test metrics in the report come from events the search
 """
 
 from anomclr_ray import study_script
-from anomclr_ray.events.dataset import with_validation
-from anomclr_ray.study import StudyConfig
 
 SPACE = {
     "train.temperature": {"loguniform": [0.03, 1.0]},
@@ -27,12 +25,10 @@ SPACE = {
 
 def main() -> None:
     args = study_script.parser(__doc__).parse_args()
-    cfg = study_script.base(args, "hpo")
-    cfg["data"] = with_validation(cfg["data"])
     samples, every = (4, 1) if args.smoke else (64, 10) if args.paper else (24, 5)
     space = {**SPACE, "model.model_dim": {"choice": [16, 32]}} if args.smoke else SPACE
-    study = StudyConfig(search_space=space, search="tpe", num_samples=samples, scheduler="asha", eval_every=every,
-                        metric="val_auc/mean", **cfg)
+    study = study_script.study(args, "hpo", space, search="tpe", num_samples=samples, scheduler="asha",
+                               eval_every=every, metric="val_auc/mean", **study_script.validation_split(args))
     study_script.run(study, args)
 
 

@@ -8,7 +8,6 @@ Nothing here is tuned on the test signals: the settings are DESIGN.md's defaults
 """
 
 from anomclr_ray import names, study_script
-from anomclr_ray.study import StudyConfig
 
 METHODS = list(names.METHODS)  # AE-Raw, CLR, AnomCLR, AnomCLR+
 
@@ -16,8 +15,9 @@ METHODS = list(names.METHODS)  # AE-Raw, CLR, AnomCLR, AnomCLR+
 def main() -> None:
     args = study_script.parser(__doc__).parse_args()
     seeds = study_script.seeds(args, [0, 1, 2])
-    study = StudyConfig(search_space={names.METHOD_KEY: {"grid": METHODS}, "train.seed": {"grid": seeds}},
-                        **study_script.base(args, "loss_comparison", mix="all"))
+    study = study_script.study(args, "loss_comparison",
+                               {names.METHOD_KEY: {"grid": METHODS}, "train.seed": {"grid": seeds}},
+                               **{"train.mix": "all"})
     study_script.run(study, args)
 
 

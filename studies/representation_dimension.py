@@ -1,4 +1,5 @@
-"""Representation dimension (paper Fig. 3): AUC and SI versus the encoder's model dimension.
+"""Representation dimension (paper Fig. 3): AUC and SI versus the encoder's model dimension, read against
+the AE-Raw baseline (one trial per seed).
 
     python studies/representation_dimension.py --smoke
     python studies/representation_dimension.py
@@ -8,7 +9,6 @@ The model, feed-forward and output (head) dimensions move together; 4 heads divi
 """
 
 from anomclr_ray import study_script
-from anomclr_ray.study import StudyConfig
 
 
 def main() -> None:
@@ -17,8 +17,9 @@ def main() -> None:
     args = parser.parse_args()
     dims = args.dims or ([8, 16, 32] if args.smoke else [8, 16, 32, 64, 128])
     seeds = study_script.seeds(args, [0, 1])
-    study = StudyConfig(search_space={"model.model_dim": {"grid": dims}, "train.seed": {"grid": seeds}},
-                        **study_script.base(args, "representation_dimension", loss="anomclr_plus"))
+    study = study_script.study(args, "representation_dimension",
+                               {"model.model_dim": {"grid": dims}, "train.seed": {"grid": seeds}},
+                               baseline=True, **{"train.loss": "anomclr_plus"})
     study_script.run(study, args)
 
 

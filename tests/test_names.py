@@ -37,3 +37,11 @@ def test_a_misspelled_key_is_refused_with_the_reason(bad, why):
 def test_objectives_are_auc_and_si_per_signal_and_mean():
     assert objective_keys(L.SIGNALS, validation=False) == {f"{m}/{s}" for m in ("auc", "si") for s in (*L.SIGNALS, "mean")}
     assert "val_auc/mean" in objective_keys(L.SIGNALS, validation=True)
+
+
+def test_the_encoder_and_its_training_do_not_apply_to_the_raw_input_baseline():
+    from anomclr_ray.names import applies
+
+    assert not applies("ae_raw", "train.mix") and not applies("ae_raw", "model.model_dim")
+    assert applies("ae_raw", "train.seed") and applies("ae_raw", "score.bottleneck") and applies("ae_raw", "data.n_train")
+    assert applies("anomclr_plus", "train.mix") and applies("clr", "model.model_dim")

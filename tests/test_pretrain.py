@@ -6,9 +6,9 @@ import torch
 from anomclr_ray.cli import main
 from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.model import ModelConfig
-from anomclr_ray import augment
+from anomclr_ray import augment, configs
 from anomclr_ray.model import Encoder
-from anomclr_ray.pretrain import (TrainConfig, contrastive_step, load_checkpoint, pretrain, represent,
+from anomclr_ray.pretrain import (PretrainJob, TrainConfig, contrastive_step, load_checkpoint, pretrain, represent,
                                   save_checkpoint)
 
 SMALL = ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=16)
@@ -72,13 +72,17 @@ def test_checkpoint_roundtrip_gives_the_same_representation(tmp_path, background
                                represent(model, pre, background_sample[:50], CPU))
 
 
-def test_cli_pretrain_then_score_writes_metrics_and_plots(tmp_path, capsys):
+def test_cli_pretrain_then_score_writes_metrics_plots_and_configs_that_run_again(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["pretrain", "--out", str(run), "--n-train", "600", "--epochs", "1", "--batch-size", "128",
-                 "--model-dim", "16", "--heads", "2", "--layers", "1", "--loss", "anomclr"]) == 0
+    assert main(["pretrain", "--out", str(run), "--set", "data.n_train=600", "train.epochs=1", "train.batch_size=128",
+                 "model.model_dim=16", "model.heads=2", "model.layers=1", "train.loss=anomclr"]) == 0
+    job = configs.load(PretrainJob, run / "config.yaml")
+    assert (job.data.n_train, job.train.loss, job.model.model_dim, job.train.learning_rate) == (600, "anomclr", 16, 5e-5)
+    assert load_checkpoint(run / "checkpoint.pt", CPU)[2] == job.train
     out = tmp_path / "score"
-    assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--n-train", "600",
-                 "--n-test", "400", "--n-test-signal", "200", "--ae-epochs", "2", "--ae-seeds", "2", "--ae-batch-size", "128"]) == 0
+    assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--set", "data.n_train=600",
+                 "data.n_test=400", "data.n_test_signal=200", "score.epochs=2", "ae_seeds=[0,1]",
+                 "score.batch_size=128"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"ae_raw", "anomclr"}
     for method in metrics.values():
@@ -86,11 +90,18 @@ def test_cli_pretrain_then_score_writes_metrics_and_plots(tmp_path, capsys):
         assert all(0.0 <= m["auc"] <= 1.0 and m["auc_std"] >= 0 for m in method.values())
     assert (out / "roc.png").stat().st_size > 10_000 and (out / "si.png").stat().st_size > 10_000
     assert "| AnomCLR |" in (out / "table.md").read_text()
+    # the written config runs the same scoring again: the same metrics, seed for seed
+    again = tmp_path / "again"
+    assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(again),
+                 "--config", str(out / "config.yaml")]) == 0
+    assert json.loads((again / "metrics.json").read_text()) == metrics
     capsys.readouterr()
-    assert main(["pretrain", "--out", str(run), "--n-train", "100", "--batch-size", "256"]) == 2
+    assert main(["pretrain", "--out", str(run), "--set", "data.n_train=100", "train.batch_size=256"]) == 2
     assert "TrainConfig.batch_size (256) is larger than the 100 training events" in capsys.readouterr().err
-    assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--bottleneck", "16"]) == 2
+    assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--set", "score.bottleneck=16"]) == 2
     assert "bottleneck (16) must be smaller than the input dimension (16)" in capsys.readouterr().err
+    assert main(["pretrain", "--out", str(run), "--set", "train.epoch=3"]) == 2
+    assert "unknown key 'train.epoch': TrainConfig (train) has loss, temperature" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("loss", ["clr", "anomclr_plus"])

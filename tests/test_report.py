@@ -7,6 +7,7 @@ import pytest
 from conftest import AUC_EXAMPLE as AUC
 from conftest import log_synthetic_study
 
+from anomclr_ray.figures import plot_bars, plot_versus
 from anomclr_ray.report import build_report, group_summary, read_trials
 
 def shifted(delta):
@@ -32,6 +33,35 @@ def test_mix_ablation_report_has_bars_with_seed_error_bars_and_a_row_per_mix(tmp
     assert (tmp_path / "rep" / "roc.png").stat().st_size > 20_000
     assert len((tmp_path / "rep" / "trials.csv").read_text().splitlines()) == 6
     assert len(re.findall(r"^\| trial \d+ \|", md, re.M)) == 5  # every trial in the table, the running one too
+
+
+def test_the_ae_raw_trials_of_an_ablation_are_its_reference_not_a_group(tmp_path):
+    """A study with `baseline`: the AE-Raw trials (mix at the base value, which does not apply to them)
+    are drawn as the reference of every bar and listed as their own row, never counted in a mix."""
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    trials = [{"params": {"method": "anomclr_plus", "train": {"mix": mix, "seed": seed}}, "auc": shifted(d)}
+              for mix, d in (("ao", 0.0), ("all", 0.05)) for seed in (0, 1)]
+    trials += [{"params": {"method": "ae_raw", "train": {"mix": "all", "seed": seed}}, "auc": shifted(-0.1 + 0.02 * seed)}
+               for seed in (0, 1)]
+    log_synthetic_study(uri, "abl", trials, tmp_path)
+    md = build_report(uri, "abl", tmp_path / "rep").read_text()
+    rows = {r.split("|")[1].strip(): r for r in md.split("| train.mix |")[1].split("\n\n")[0].splitlines()[2:]}
+    assert set(rows) == {"ao", "all", "AE-Raw"}
+    assert "| 0.950 ± 0.000 |" in rows["all"]  # the two AnomCLR+ trials only
+    assert "| 0.810 ± 0.010 |" in rows["AE-Raw"]  # A->4l: 0.80 and 0.82 over the two seeds
+    assert "Dashed: AE-Raw (2 trials)" in md
+    assert "| trial 4 | yes | ae_raw | — | 0 |" in md  # the mix does not apply to AE-Raw; its seed does
+    assert "By `method`" not in md  # the method is not an ablation axis of this study
+
+
+def test_the_reference_line_is_drawn_in_both_kinds_of_figure(tmp_path):
+    groups = {"ao": {"ato4l": {"auc": 0.9, "auc_std": 0.01, "si": 2.0, "si_std": 0.1}}}
+    reference = {"ato4l": {"auc": 0.7, "auc_std": 0.02, "si": 1.5, "si_std": 0.1}}
+    plain, ref = plot_bars(groups, tmp_path / "a.png", "t"), plot_bars(groups, tmp_path / "b.png", "t", reference=reference)
+    assert plain.read_bytes() != ref.read_bytes()
+    series = {8.0: groups["ao"], 16.0: groups["ao"], 32.0: groups["ao"]}
+    plain = plot_versus(series, tmp_path / "c.png", "dim")
+    assert plain.read_bytes() != plot_versus(series, tmp_path / "d.png", "dim", reference=reference).read_bytes()
 
 
 def test_dimension_study_plots_metrics_versus_dimension(tmp_path):

@@ -13,7 +13,9 @@ from anomclr_ray.pretrain import TrainConfig
 from anomclr_ray.score import ScoreConfig
 from anomclr_ray.study import StudyConfig
 from anomclr_ray.distributed import ScalingSpec
-from anomclr_ray.tracking import TRIAL_TAG, client
+from anomclr_ray import configs
+from anomclr_ray.storage import Storage
+from anomclr_ray.tracking import GIT_COMMIT_TAG, TRIAL_TAG, absolute_uri, client, code_tags
 
 SIGNALS = ("ato4l", "leptoquark", "h_tautau", "hc_taunu")
 
@@ -63,13 +65,21 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
             r.data.metrics["trial/evaluation_s"] / r.data.metrics["trial/wall_s"])
         assert r.data.metrics["epoch"] == 2 and r.info.status == "FINISHED"
         artifacts = {a.path for a in c.list_artifacts(r.info.run_id)}
-        assert {"roc.png", "si.png", "curves.npz", "trial_config.json"} <= artifacts
+        assert {"roc.png", "si.png", "curves.npz", "trial.yaml"} <= artifacts
+        assert {k: r.data.tags.get(k) for k in code_tags()} == code_tags()  # commit and dirty flag of this checkout
         evaluations = [m.step for m in c.get_metric_history(r.info.run_id, "auc/mean")]
         losses = c.get_metric_history(r.info.run_id, "train/loss")
         if r.data.params["method"] == "ae_raw":  # no encoder: evaluated once, no training curve
             assert evaluations == [2] and losses == []
         else:  # evaluated after epoch 1 and 2 of one continued Ray Train run
             assert evaluations == [1, 2] and [m.step for m in losses] == [0, 1]
+
+    # the parent run holds the whole study as `--config` takes it back: the paths made absolute, nothing else changed
+    config = c.download_artifacts(parents[0].info.run_id, "study.yaml", str(tmp_path))
+    assert configs.load(StudyConfig, config) == replace(
+        study, tracking_uri=absolute_uri(study.tracking_uri), storage_path=Storage.at(study.storage_path).uri,
+        data=replace(study.data, data_dir=str(Path(study.data.data_dir).resolve())))
+    assert parents[0].data.tags[GIT_COMMIT_TAG] == code_tags()[GIT_COMMIT_TAG]
 
     out = build_report(study.tracking_uri, study.name, tmp_path / "report")
     md = out.read_text()
@@ -172,8 +182,6 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path):
 
 
 def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
-    from anomclr_ray.tracking import absolute_uri
-
     monkeypatch.chdir(tmp_path)
     assert absolute_uri("sqlite:///mlruns.db") == f"sqlite:///{tmp_path}/mlruns.db"
     assert absolute_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
@@ -260,3 +268,18 @@ def test_a_study_scripts_input_mistake_is_one_line_and_exit_2(tmp_path):
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.strip().splitlines() == [out.stderr.strip()]  # one line, no traceback
     assert out.stderr.startswith("ablation_augmentations.py: error: MLflow tracking store http://127.0.0.1:")
+
+
+def test_a_grid_with_baseline_adds_one_ae_raw_trial_per_value_of_what_changes_it(tmp_path):
+    space = {"train.mix": {"grid": ["ao", "cs"]}, "train.seed": {"grid": [0, 1]}, "score.bottleneck": {"grid": [2, 4]},
+             "model.model_dim": {"grid": [16, 32]}}
+    study = replace(tiny_study(tmp_path), search_space=space, baseline=True)
+    points = study.grid_points()
+    assert len(points) == 2 * 2 * 2 * 2 + 2 * 2
+    baseline = points[16:]
+    assert baseline == [{"method": "ae_raw", "train.seed": s, "score.bottleneck": b} for s in (0, 1) for b in (2, 4)]
+    assert all("method" not in p for p in points[:16])
+    with pytest.raises(ValueError, match="baseline adds the ae_raw trials to a grid study"):
+        replace(study, search_space={"method": {"grid": ["ae_raw", "clr"]}})
+    with pytest.raises(ValueError, match="baseline adds the ae_raw trials to a grid study"):
+        replace(study, search="tpe", search_space={"train.mix": {"choice": ["ao"]}})

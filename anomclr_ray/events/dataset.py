@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +42,6 @@ class DataConfig:
     @property
     def has_validation(self) -> bool:
         return self.n_val > 0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["signals"] = list(self.signals)
-        return d
 
 
 def with_validation(cfg: DataConfig, fraction: float = 0.25) -> DataConfig:

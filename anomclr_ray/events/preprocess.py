@@ -2,19 +2,20 @@
 
 pT and MET are divided by the mean object pT of the background training set, eta by 4 (jets reach
 |eta| = 4), phi by pi; empty slots stay exactly zero; a one-hot object type is appended. The scale
-is fitted once and saved with every model (`to_dict` / `from_dict`), like weaver's data config.
+is fitted once and saved with every model (`configs.to_plain` / `from_plain`), like weaver's data config.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..configs import from_plain, to_plain
 from . import layout as L
 
 ETA_SCALE = 4.0
@@ -52,16 +53,9 @@ class Preprocessor:
         scale = x.new_tensor([self.pt_scale, self.eta_scale, self.phi_scale])
         return torch.cat([x[..., :L.CLASS] / scale, one_hot], dim=-1)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Preprocessor":
-        return cls(**d)
-
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+        Path(path).write_text(json.dumps(to_plain(self), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> "Preprocessor":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return from_plain(cls, json.loads(Path(path).read_text()), str(path))

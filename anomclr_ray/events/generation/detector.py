@@ -18,7 +18,7 @@ trigger. Everything here is numpy on flat arrays: no Python loop over events or 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import awkward as ak
 import fastjet
@@ -45,9 +45,6 @@ class DetectorConfig:
     electron_pt_rel_res: float = 0.02
     muon_pt_rel_res_barrel: float = 0.01  # |eta| < 1.5
     muon_pt_rel_res_endcap: float = 0.02
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

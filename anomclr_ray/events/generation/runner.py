@@ -14,12 +14,13 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from ...configs import to_plain
 from ...raycluster import connect
 from .. import layout as L
 from ..io import write_events
@@ -64,17 +65,12 @@ class GenerationConfig:
         counts.update({s: self.n_signal for s in self.signals})
         return {p: n for p, n in counts.items() if n > 0}
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["signals"] = list(self.signals)
-        return d
-
     def physics_dict(self) -> dict:
         """Config plus process settings and generator versions: what the cache hash covers."""
         return {
             "format_version": FORMAT_VERSION,
-            "config": self.to_dict(),
-            "processes": {p: asdict(PROCESSES[p]) for p in self.process_counts()},
+            "config": to_plain(self),
+            "processes": {p: to_plain(PROCESSES[p]) for p in self.process_counts()},
             "background_fractions": BACKGROUND_FRACTIONS,
             "versions": {k: _version(k) for k in ("pythia8mc", "fastjet", "numpy", "awkward")},
         }
@@ -111,8 +107,8 @@ def _version(pkg: str) -> str:
 
 def chunk_key(cfg: GenerationConfig, chunk: Chunk) -> str:
     physics = cfg.physics_dict()
-    return _hash({"physics": physics["processes"].get(chunk.process), "detector": asdict(cfg.detector),
-                  "seed": cfg.seed, "batch": cfg.batch, "chunk": asdict(chunk), "format": FORMAT_VERSION,
+    return _hash({"physics": physics["processes"].get(chunk.process), "detector": to_plain(cfg.detector),
+                  "seed": cfg.seed, "batch": cfg.batch, "chunk": to_plain(chunk), "format": FORMAT_VERSION,
                   "versions": physics["versions"]})
 
 
