@@ -69,17 +69,18 @@ def _pretrain(args: argparse.Namespace) -> int:
     from . import configs
     from .events.dataset import check_data, load_dataset
     from .events.preprocess import Preprocessor
+    from .names import labels_needed
     from .pretrain import PretrainJob, choose_device, pretrain, save_checkpoint
 
     job = _job(PretrainJob, args)
     device = choose_device(args.device)
     data = replace(job.data, n_test=1, n_test_signal=1, n_val=0, n_val_signal=0, signals=())  # the training events
-    check_data(data)  # before reading any events
-    train = load_dataset(data).train
-    pre = Preprocessor.fit(train)
+    check_data(data, labels=labels_needed(job.train.loss))  # before reading events
+    dataset = load_dataset(data)
+    pre = Preprocessor.fit(dataset.train)
     args.out.mkdir(parents=True, exist_ok=True)
     configs.dump(job, args.out / CONFIG_FILE)
-    model, history = pretrain(train, pre, job.model, job.train, device)
+    model, history = pretrain(dataset.train, pre, job.model, job.train, device, labels=dataset.train_labels)
     save_checkpoint(args.out / "checkpoint.pt", model, pre, job.train, history)
     print(f"wrote {args.out / 'checkpoint.pt'} ({CONFIG_FILE} beside it: --config takes it back)")
     return 0

@@ -55,7 +55,9 @@ def _worker_loop(config: dict) -> None:
     device = ray.train.torch.get_device()
     data_cfg, model_cfg = from_plain(DataConfig, config["data"]), from_plain(ModelConfig, config["model"])
     cfg, pre = from_plain(TrainConfig, config["train"]), from_plain(Preprocessor, config["preprocessor"])
-    data = torch.as_tensor(load_dataset(data_cfg).train, device=device)
+    dataset = load_dataset(data_cfg)
+    data = torch.as_tensor(dataset.train, device=device)
+    labels = None if dataset.train_labels is None else torch.as_tensor(dataset.train_labels, device=device)
 
     torch.manual_seed(cfg.seed)
     model = ray.train.torch.prepare_model(Encoder(model_cfg))
@@ -79,7 +81,8 @@ def _worker_loop(config: dict) -> None:
     monitor = TrainMonitor(config["run"])
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        history.append(train_epoch(model, opt, data, pre, cfg, epoch, rank, world, mean_over_workers, monitor.batch))
+        history.append(train_epoch(model, opt, data, pre, cfg, epoch, rank, world, mean_over_workers, monitor.batch,
+                                   labels))
         seconds = time.perf_counter() - t0
         monitor.epoch_done(epoch, history[-1])
         last = epoch == cfg.epochs - 1

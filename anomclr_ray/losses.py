@@ -12,6 +12,18 @@ both views of j; the published code masks the diagonal and both +-B off-diagonal
 - AnomCLR+ (Eq. 5): L = 1/(2B) sum_a (s(z_i, z*_i) - s(a, p(a)))/tau; no denominator, O(B D). The paper
                     drops tau here, the published code divides by it (a scale): we follow the code.
 
+The companion method's losses (Metzger et al., DESIGN.md section 8) take two views of each event:
+- SimCLR (NT-Xent, Chen et al. Eq. 1): L = 1/(2B) sum_a -log[ exp(s(a, p(a))/tau) / sum_{k != a} exp(s(a, k)/tau) ]:
+                    CLR with the partner in the denominator.
+- SupCon (Khosla et al. Eq. 2, L_out): the positives P(a) of an anchor are every other view whose event
+                    has its label (its partner among them); L = 1/(2B) sum_a [ log sum_{k != a} exp(s(a, k)/tau)
+                    - 1/|P(a)| sum_{p in P(a)} s(a, p)/tau ].
+- VICReg (Bardes et al., as their published code), on the head outputs themselves (not normalised):
+                    lambda * mean (h - h')^2 + mu * [v(h) + v(h')] / 2 + nu * [c(h) + c(h')], with
+                    v(h) = mean_j relu(1 - sqrt(Var h_j + 1e-4)) and c(h) = sum_{i != j} Cov(h)_ij^2 / D,
+                    variance and covariance over the global batch. (cl4ad's variant standardises h before
+                    the covariance, a correlation penalty, with unit weights: not this one.)
+
 Under DDP every worker holds a contiguous share of the global batch (`Shard`). The negatives are the
 views of the whole global batch, gathered with gradients; each worker's loss is the mean over its own
 anchors, so the mean over workers is the global loss and DDP's averaged gradient is its gradient.
@@ -25,7 +37,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("clr", "anomclr", "anomclr_plus")
+LOSSES = ("clr", "anomclr", "anomclr_plus", "simclr", "supcon", "vicreg")
+ANOMALY_LOSSES = ("anomclr", "anomclr_plus")  # those with an anomaly view
+TWO_VIEW_LOSSES = ("simclr", "supcon", "vicreg")  # two augmented views, as SimCLR (not the event itself)
+VICREG_WEIGHTS = (25.0, 25.0, 1.0)  # (invariance, variance, covariance): Bardes et al.'s defaults
 
 
 @dataclass(frozen=True)
@@ -66,18 +81,30 @@ def _positive_logits(z: torch.Tensor, zp: torch.Tensor, za: torch.Tensor | None,
     return torch.cat([pos, pos]) / temperature
 
 
-def _log_negatives(z: torch.Tensor, zp: torch.Tensor, temperature: float, shard: Shard) -> torch.Tensor:
-    """(2B,) log sum_{k in N(a)} exp(s(a, k)/tau) for the local anchors a = [z; z'], k over the global views."""
+def _similarities(z: torch.Tensor, zp: torch.Tensor, temperature: float, shard: Shard):
+    """s(a, k)/tau of the local anchors a = [z; z'] (2B) against the global views k (2G: all events, then
+    all second views), and the masks of k = a and of k = p(a)."""
     b = len(z)
     g = b * shard.world  # global batch
-    if g < 2:
-        raise ValueError("losses: a global batch of 1 event has no negatives (clr/anomclr need >= 2 events)")
-    keys = torch.cat([shard.gather(z), shard.gather(zp)])  # (2G, D): all events, then all physical views
+    keys = torch.cat([shard.gather(z), shard.gather(zp)])  # (2G, D)
     sim = torch.cat([z, zp]) @ keys.T / temperature  # (2B, 2G)
     event = (shard.rank * b + torch.arange(b, device=z.device)).repeat(2)  # global event of each anchor
+    anchor = event + torch.arange(2, device=z.device).repeat_interleave(b) * g  # its own column
     cols = torch.arange(2 * g, device=z.device)
-    not_negative = (cols == event[:, None]) | (cols == event[:, None] + g)  # the anchor and its partner
-    return torch.logsumexp(sim.masked_fill(not_negative, float("-inf")), dim=1)
+    itself = cols == anchor[:, None]
+    partner = (cols == event[:, None]) | (cols == event[:, None] + g)
+    return sim, itself, partner & ~itself
+
+
+def _log_negatives(z: torch.Tensor, zp: torch.Tensor, temperature: float, shard: Shard,
+                   partner_in_denominator: bool = False) -> torch.Tensor:
+    """(2B,) log sum_k exp(s(a, k)/tau) over the global views k other than a and, unless
+    `partner_in_denominator` (SimCLR), its partner; for the local anchors a = [z; z']."""
+    if len(z) * shard.world < 2:
+        raise ValueError("losses: a global batch of 1 event has no negatives (clr/anomclr/simclr/supcon need >= 2 events)")
+    sim, itself, partner = _similarities(z, zp, temperature, shard)
+    excluded = itself if partner_in_denominator else itself | partner
+    return torch.logsumexp(sim.masked_fill(excluded, float("-inf")), dim=1)
 
 
 def clr_loss(h: torch.Tensor, h_phys: torch.Tensor, temperature: float, shard: Shard = LOCAL) -> torch.Tensor:
@@ -100,8 +127,60 @@ def anomclr_plus_loss(h: torch.Tensor, h_phys: torch.Tensor, h_anom: torch.Tenso
     return -_positive_logits(z, zp, za, temperature).mean()
 
 
-def contrastive_loss(name: str, h, h_phys, h_anom, temperature: float, shard: Shard = LOCAL) -> torch.Tensor:
-    """Dispatch by loss name ('clr', 'anomclr', 'anomclr_plus'); `shard` places h in a DDP global batch."""
+def simclr_loss(h: torch.Tensor, h2: torch.Tensor, temperature: float, shard: Shard = LOCAL) -> torch.Tensor:
+    """SimCLR's NT-Xent: the positive pair (z, z'), every other view of the global batch (the partner
+    too) in the denominator."""
+    z, zp = _unit(h, h2)
+    return (_log_negatives(z, zp, temperature, shard, partner_in_denominator=True)
+            - _positive_logits(z, zp, None, temperature)).mean()
+
+
+def supcon_loss(h: torch.Tensor, h2: torch.Tensor, labels: torch.Tensor | None, temperature: float,
+                shard: Shard = LOCAL) -> torch.Tensor:
+    """SupCon (L_out): positives = every other view of the global batch whose event has the anchor's
+    label (B,) integer class; the denominator as SimCLR's."""
+    if labels is None:
+        raise ValueError("losses: supcon needs the background process labels of the batch (a data set with "
+                         "`process_label`)")
+    z, zp = _unit(h, h2)
+    log_den = _log_negatives(z, zp, temperature, shard, partner_in_denominator=True)
+    sim, itself, _ = _similarities(z, zp, temperature, shard)
+    keys = shard.gather(labels.to(z.device).view(-1, 1).float()).view(-1).repeat(2)  # (2G,) labels of the views
+    positive = (labels.to(z.device).float().repeat(2)[:, None] == keys[None, :]) & ~itself
+    mean_positive = (sim * positive).sum(1) / positive.sum(1)  # the partner is always one: no division by 0
+    return (log_den - mean_positive).mean()
+
+
+def vicreg_loss(h: torch.Tensor, h2: torch.Tensor, weights: tuple[float, float, float] = VICREG_WEIGHTS,
+                shard: Shard = LOCAL) -> torch.Tensor:
+    """VICReg: `weights` = (invariance, variance, covariance). The invariance is this worker's mean;
+    variance and covariance are statistics of the global batch (gathered), the same on every worker."""
+    _unit(h, h2)  # shape check only: VICReg works on the outputs themselves
+    if len(h) * shard.world < 2:
+        raise ValueError("losses: vicreg's variance needs a global batch of >= 2 events")
+    invariance = F.mse_loss(h, h2)
+    variance = covariance = h.new_zeros(())
+    for x in (shard.gather(h), shard.gather(h2)):
+        x = x - x.mean(0)
+        variance = variance + F.relu(1 - torch.sqrt(x.var(0) + 1e-4)).mean() / 2
+        cov = x.T @ x / (len(x) - 1)
+        covariance = covariance + (cov.square().sum() - cov.diagonal().square().sum()) / x.shape[1]
+    lam, mu, nu = weights
+    return lam * invariance + mu * variance + nu * covariance
+
+
+def contrastive_loss(name: str, h, h_phys, h_anom, temperature: float, shard: Shard = LOCAL,
+                     labels: torch.Tensor | None = None,
+                     vicreg_weights: tuple[float, float, float] = VICREG_WEIGHTS) -> torch.Tensor:
+    """Dispatch by loss name (`LOSSES`); `shard` places h in a DDP global batch. `h_phys` is the second
+    view (the physical view, or for `TWO_VIEW_LOSSES` a second augmented view); `labels` (B,) serve
+    supcon, `vicreg_weights` vicreg."""
+    if name == "simclr":
+        return simclr_loss(h, h_phys, temperature, shard)
+    if name == "supcon":
+        return supcon_loss(h, h_phys, labels, temperature, shard)
+    if name == "vicreg":
+        return vicreg_loss(h, h_phys, vicreg_weights, shard)
     if name == "clr":
         return clr_loss(h, h_phys, temperature, shard)
     if name == "anomclr":

@@ -35,6 +35,9 @@ METHODS = {m.name: m for m in (
     Method("clr", "CLR", "#1f77b4"),
     Method("anomclr", "AnomCLR", "#d62728"),
     Method("anomclr_plus", "AnomCLR+", "#2ca02c"),
+    Method("simclr", "SimCLR", "#9467bd"),  # the companion method's losses (Metzger et al.)
+    Method("supcon", "SupCon", "#ff7f0e"),
+    Method("vicreg", "VICReg", "#8c564b"),
 )}
 
 
@@ -42,6 +45,12 @@ def method(name: str) -> Method:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}: expected one of {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def labels_needed(method_name: str) -> str | None:
+    """What, in a trial of `method_name`, needs the background's process labels (said in the error when
+    the data has none), or None."""
+    return "train.loss supcon" if method_name == "supcon" else None
 
 
 def applies(method_name: str, key: str) -> bool:

@@ -17,7 +17,7 @@ from . import augment
 from .configs import from_plain, to_plain
 from .events.dataset import DataConfig
 from .events.preprocess import Preprocessor
-from .losses import LOSSES, Shard, contrastive_loss
+from .losses import ANOMALY_LOSSES, LOSSES, TWO_VIEW_LOSSES, VICREG_WEIGHTS, Shard, contrastive_loss
 from .model import Encoder, ModelConfig
 
 
@@ -35,6 +35,7 @@ class TrainConfig:
     seed: int = 0
     augment_strength: float = 1.0
     precision: str = "float32"  # "bf16": the encoder under bfloat16 autocast (the losses stay float32)
+    vicreg_weights: tuple[float, float, float] = VICREG_WEIGHTS  # vicreg: invariance, variance, covariance
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -46,6 +47,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
         if not self.learning_rate > 0:
             raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate}")
+        if min(self.vicreg_weights) < 0:
+            raise ValueError(f"TrainConfig.vicreg_weights must be >= 0, got {self.vicreg_weights}")
         if self.batch_size < 2 or self.epochs < 1:
             raise ValueError(f"TrainConfig: batch_size >= 2 and epochs >= 1 needed, got {self.batch_size}, {self.epochs}")
 
@@ -81,25 +84,39 @@ def choose_device(name: str = "auto") -> torch.device:
 
 
 def contrastive_step(model: torch.nn.Module, pre: Preprocessor, views: list[torch.Tensor], cfg: TrainConfig,
-                     shard: Shard = Shard()) -> torch.Tensor:
-    """The loss of one step: `views` = [events, physical views(, anomaly views)], each (B, 19, 4) this
-    worker's share, encoded in one forward pass (under bf16 autocast if `cfg.precision` says so; the
-    loss in float32); `shard` places them in the global batch."""
+                     shard: Shard = Shard(), labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss of one step: `views` = [events, physical views(, anomaly views)] (or, for the two-view
+    losses, two augmented views), each (B, 19, 4) this worker's share, encoded in one forward pass
+    (under bf16 autocast if `cfg.precision` says so; the loss in float32); `shard` places them in the
+    global batch; `labels` (B,) are their process labels (supcon)."""
     x = pre(torch.cat(views))
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
         h = model(x)
     h = h.float().split(len(views[0]))
-    return contrastive_loss(cfg.loss, h[0], h[1], h[2] if len(h) > 2 else None, cfg.temperature, shard)
+    return contrastive_loss(cfg.loss, h[0], h[1], h[2] if len(h) > 2 else None, cfg.temperature, shard, labels,
+                            cfg.vicreg_weights)
+
+
+def make_views(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> list[torch.Tensor]:
+    """The views a step encodes: [events, physical views(, anomaly views for AnomCLR/AnomCLR+)], as the
+    published AnomalyCLR code; for SimCLR, SupCon and VICReg two physical views drawn independently,
+    as SimCLR compares two augmentations of each event."""
+    if cfg.loss in TWO_VIEW_LOSSES:
+        return [augment.physical(x, gen, cfg.augment_strength), augment.physical(x, gen, cfg.augment_strength)]
+    views = [x, augment.physical(x, gen, cfg.augment_strength)]
+    return views + ([augment.anomalous(x, cfg.mix, gen)] if cfg.loss in ANOMALY_LOSSES else [])
 
 
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.Tensor, pre: Preprocessor,
                 cfg: TrainConfig, epoch: int, rank: int = 0, world: int = 1,
                 all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                on_batch: Callable[[int, torch.Tensor], None] | None = None) -> float:
+                on_batch: Callable[[int, torch.Tensor], None] | None = None,
+                labels: torch.Tensor | None = None) -> float:
     """One epoch over `data` (N, 19, 4) on its device; returns the mean loss over batches.
 
     `on_batch(events, loss)` is called after every step with the loss as a 0-dim tensor on the device
-    (progress metrics: read it only when needed, every read waits for the device).
+    (progress metrics: read it only when needed, every read waits for the device). `labels` (N,) are
+    the process labels of `data`, on its device (supcon).
 
     Batches and augmentations are drawn from generators seeded by (seed, epoch), identical on every
     worker: each global batch of `batch_size` events is augmented whole, on the data's device, and
@@ -118,11 +135,10 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.
     for idx in order.split(cfg.batch_size):
         if len(idx) < cfg.batch_size:  # equal shares on all workers: drop the last partial batch
             break
-        x = data[idx]
-        views = [x, augment.physical(x, gen, cfg.augment_strength)]
-        if cfg.loss != "clr":
-            views.append(augment.anomalous(x, cfg.mix, gen))
-        loss = contrastive_step(model, pre, [v[rank * share:(rank + 1) * share] for v in views], cfg, shard)
+        mine = slice(rank * share, (rank + 1) * share)
+        views = make_views(data[idx], cfg, gen)
+        loss = contrastive_step(model, pre, [v[mine] for v in views], cfg, shard,
+                                None if labels is None else labels[idx][mine])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -139,17 +155,20 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.
 
 
 def pretrain(events: np.ndarray, pre: Preprocessor, model_cfg: ModelConfig, cfg: TrainConfig,
-             device: torch.device, log: Callable[[str], None] | None = print) -> tuple[Encoder, list[float]]:
-    """Train an encoder on background events (N, 19, 4) on one device; returns it and per-epoch losses."""
+             device: torch.device, log: Callable[[str], None] | None = print,
+             labels: np.ndarray | None = None) -> tuple[Encoder, list[float]]:
+    """Train an encoder on background events (N, 19, 4) (with their process labels (N,) for supcon)
+    on one device; returns it and per-epoch losses."""
     check_batch_size(cfg, len(events))
     torch.manual_seed(cfg.seed)
     model = Encoder(model_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999))
     data = torch.as_tensor(events, device=device)
+    labels = None if labels is None else torch.as_tensor(labels, device=device)
     history = []
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
-        history.append(train_epoch(model, opt, data, pre, cfg, epoch))
+        history.append(train_epoch(model, opt, data, pre, cfg, epoch, labels=labels))
         if log:
             rate = len(data) / (time.perf_counter() - t0)
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]:.4f}, {rate:.0f} events/s on {device}")

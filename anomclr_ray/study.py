@@ -42,7 +42,7 @@ from .figures import plot_curves
 from .metrics import save_curves
 from .model import ModelConfig
 from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
-from .names import BASELINE, MEAN, METHOD_KEY, applies, method as check_method, metric_key, objective_keys, parse_metric_key
+from .names import BASELINE, MEAN, METHOD_KEY, applies, labels_needed, method as check_method, metric_key, objective_keys, parse_metric_key
 from .pretrain import TrainConfig, check_batch_size, choose_device, represent
 from .raycluster import check_cluster, connect
 from .score import ScoreConfig
@@ -326,9 +326,10 @@ def run_study(study: StudyConfig, address: str | None = None):
                                 data=dataclasses.replace(study.data, data_dir=str(Path(study.data.data_dir).resolve())))
     check_tracking(study.tracking_uri)
     storage.check_writable()
-    datas = [resolve(study, sample)["data"] for sample in study.corner_samples()]
-    for data in datas:  # data files exist, have the layout and enough events
-        check_data(data)
+    trials = [resolve(study, sample) for sample in study.corner_samples()]
+    for cfgs in trials:  # data files exist, have the layout, enough events and the labels supcon needs
+        check_data(cfgs["data"], labels=labels_needed(cfgs["method"]))
+    datas = [cfgs["data"] for cfgs in trials]
     connect(address)
     check_cluster(storage, study.tracking_uri, sorted({f for data in datas for f in data_files(data)}))
     exp_id = experiment_id(study.tracking_uri, study.name, storage.uri_of("mlartifacts"))

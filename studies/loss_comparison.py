@@ -9,7 +9,7 @@ Nothing here is tuned on the test signals: the settings are DESIGN.md's defaults
 
 from anomclr_ray import names, study_script
 
-METHODS = list(names.METHODS)  # AE-Raw, CLR, AnomCLR, AnomCLR+
+METHODS = [names.BASELINE, "clr", "anomclr", "anomclr_plus"]  # the AnomalyCLR paper's
 
 
 def main() -> None:

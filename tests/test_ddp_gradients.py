@@ -1,5 +1,5 @@
 """DDP with global negatives: on a real 2-process gloo group, every loss and its gradient equal those of
-one process on the same global batch (`pretrain.contrastive_step` with `losses.Shard`)."""
+one process on the same global batch (`pretrain.contrastive_step` with `losses.Shard`), for all six losses."""
 
 import os
 
@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 
 from anomclr_ray import augment
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.losses import LOSSES, Shard
+from anomclr_ray.losses import ANOMALY_LOSSES, LOSSES, Shard
 from anomclr_ray.model import Encoder, ModelConfig
 from anomclr_ray.pretrain import TrainConfig, contrastive_step
 
@@ -18,6 +18,7 @@ from conftest import free_port
 
 MODEL = ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=8, dropout=0.0)
 BATCH = 16
+LABELS = torch.arange(BATCH) % 3  # process labels for supcon: several positives per anchor
 
 
 def _views(events: torch.Tensor) -> list[torch.Tensor]:
@@ -25,10 +26,10 @@ def _views(events: torch.Tensor) -> list[torch.Tensor]:
     return [events, augment.physical(events, gen), augment.anomalous(events, "all", gen)]
 
 
-def _loss_and_grad(model, pre, views, loss, shard=Shard()) -> tuple[float, torch.Tensor]:
+def _loss_and_grad(model, pre, views, loss, shard=Shard(), labels=LABELS) -> tuple[float, torch.Tensor]:
     model.zero_grad()
     cfg = TrainConfig(loss=loss, temperature=0.2)
-    value = contrastive_step(model, pre, views if loss != "clr" else views[:2], cfg, shard)
+    value = contrastive_step(model, pre, views if loss in ANOMALY_LOSSES else views[:2], cfg, shard, labels)
     value.backward()
     return float(value.detach()), torch.cat([p.grad.flatten() for p in model.parameters()])
 
@@ -42,7 +43,7 @@ def _worker(rank: int, world: int, port: int, events: torch.Tensor, pre: Preproc
     mine = [v[rank * share:(rank + 1) * share] for v in _views(events)]
     results = {}
     for loss in LOSSES:
-        value, grad = _loss_and_grad(model, pre, mine, loss, Shard(rank, world))
+        value, grad = _loss_and_grad(model, pre, mine, loss, Shard(rank, world), LABELS[rank * share:(rank + 1) * share])
         mean = torch.tensor(value)
         dist.all_reduce(mean)
         results[loss] = (float(mean) / world, grad)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.losses import anomclr_loss, anomclr_plus_loss, clr_loss, contrastive_loss
+from anomclr_ray.losses import anomclr_loss, anomclr_plus_loss, clr_loss, contrastive_loss, simclr_loss, supcon_loss, vicreg_loss
 from anomclr_ray.model import Encoder, ModelConfig
 
 
@@ -193,3 +193,60 @@ def test_loss_errors():
         clr_loss(h, h, 0.0)
     with pytest.raises(ValueError, match="unknown loss 'byol'"):
         contrastive_loss("byol", h, h, h, 0.1)
+
+
+def _simclr_reference(h, h2, tau, labels=None):
+    """SimCLR / SupCon from their equations, one anchor at a time: views [z; z'], the denominator over
+    every view but the anchor, positives = the partner (SimCLR) or every other view with the anchor's label."""
+    views = list(h) + list(h2)
+    b = len(h)
+    total = 0.0
+    for a in range(2 * b):
+        den = sum(math.exp(_cos(views[a], views[k]) / tau) for k in range(2 * b) if k != a)
+        if labels is None:
+            positives = [(a + b) % (2 * b)]
+        else:
+            positives = [k for k in range(2 * b) if k != a and labels[k % b] == labels[a % b]]
+        total += sum(-math.log(math.exp(_cos(views[a], views[p]) / tau) / den) for p in positives) / len(positives)
+    return total / (2 * b)
+
+
+def _vicreg_reference(h, h2, weights):
+    """VICReg from its definition, element by element."""
+    lam, mu, nu = weights
+    n, d = h.shape
+    invariance = sum(float(h[i, j] - h2[i, j]) ** 2 for i in range(n) for j in range(d)) / (n * d)
+    variance = covariance = 0.0
+    for x in (h, h2):
+        mean = [sum(float(x[i, j]) for i in range(n)) / n for j in range(d)]
+        cov = [[sum((float(x[i, j]) - mean[j]) * (float(x[i, k]) - mean[k]) for i in range(n)) / (n - 1)
+                for k in range(d)] for j in range(d)]
+        variance += sum(max(0.0, 1 - math.sqrt(cov[j][j] + 1e-4)) for j in range(d)) / d / 2
+        covariance += sum(cov[j][k] ** 2 for j in range(d) for k in range(d) if j != k) / d
+    return lam * invariance + mu * variance + nu * covariance
+
+
+@pytest.mark.parametrize("b", [2, 16])
+@pytest.mark.parametrize("tau", [0.1, 0.9])
+def test_companion_losses_match_their_equations(b, tau):
+    g = torch.Generator().manual_seed(b)
+    h, h2 = (torch.randn(b, 5, generator=g, dtype=torch.float64) for _ in range(2))
+    labels = torch.randint(0, 3, (b,), generator=g)
+    assert float(simclr_loss(h, h2, tau)) == pytest.approx(_simclr_reference(h, h2, tau), rel=1e-9)
+    assert float(supcon_loss(h, h2, labels, tau)) == pytest.approx(_simclr_reference(h, h2, tau, labels.tolist()), rel=1e-9)
+    weights = (25.0, 25.0, 1.0)
+    small = 0.3 * h  # std below 1: the variance term is active
+    assert float(vicreg_loss(small, h2, weights)) == pytest.approx(_vicreg_reference(small, h2, weights), rel=1e-9)
+    assert float(vicreg_loss(h, h2, (1.0, 0.0, 0.0))) == pytest.approx(float(((h - h2) ** 2).mean()), rel=1e-12)
+
+
+def test_supcon_with_distinct_labels_is_simclr_and_simclr_holds_the_partner_in_its_denominator():
+    g = torch.Generator().manual_seed(7)
+    h, h2 = (torch.randn(8, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    assert float(supcon_loss(h, h2, torch.arange(8), 0.5)) == pytest.approx(float(simclr_loss(h, h2, 0.5)), rel=1e-12)
+    # SimCLR's denominator adds the partner to CLR's: log(sum + e^{s_pos/tau}) > log(sum)
+    assert float(simclr_loss(h, h2, 0.5)) > float(clr_loss(h, h2, 0.5))
+    with pytest.raises(ValueError, match="supcon needs the background process labels"):
+        supcon_loss(h, h2, None, 0.5)
+    with pytest.raises(ValueError, match="vicreg's variance needs a global batch of >= 2"):
+        vicreg_loss(h[:1], h2[:1])

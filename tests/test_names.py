@@ -9,10 +9,10 @@ from anomclr_ray.names import BASELINE, MEAN, METHODS, MetricKey, method, metric
 
 def test_every_loss_and_the_baseline_are_methods_with_a_label_and_a_colour():
     assert list(METHODS) == [BASELINE, *LOSSES]
-    assert [m.contrastive for m in METHODS.values()] == [False, True, True, True]
+    assert [m.contrastive for m in METHODS.values()] == [False] + [True] * len(LOSSES)
     assert len({m.color for m in METHODS.values()}) == len({m.label for m in METHODS.values()}) == len(METHODS)
-    with pytest.raises(ValueError, match="unknown method 'simclr'"):
-        method("simclr")
+    with pytest.raises(ValueError, match="unknown method 'byol'"):
+        method("byol")
 
 
 @pytest.mark.parametrize("key", ["auc/ato4l", "si_std/hc_taunu", "eb_at_es/leptoquark", "auc/mean", "val_si/mean",

@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -16,7 +18,7 @@ CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"loss": "simclr"}, "unknown loss 'simclr'"),
+    ({"loss": "byol"}, "unknown loss 'byol'"),
     ({"mix": "bogus"}, "unknown augmentation mix 'bogus'"),
     ({"temperature": 0.0}, "temperature must be > 0"),
     ({"learning_rate": -1.0}, "learning_rate must be > 0"),
@@ -119,3 +121,35 @@ def test_bf16_autocast_runs_the_encoder_in_bf16_and_the_loss_in_float32(backgrou
     assert float(bf16) == pytest.approx(float(f32), rel=0.02, abs=0.05)  # ... and agrees to its precision
     bf16.backward()
     assert all(torch.isfinite(p.grad).all() and p.grad.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("loss", ["simclr", "supcon", "vicreg"])
+def test_the_companion_losses_train_on_two_augmented_views(background_sample, loss):
+    from anomclr_ray.pretrain import make_views
+
+    x = torch.as_tensor(background_sample[:64])
+    cfg = TrainConfig(loss=loss, epochs=2, batch_size=32)
+    first, second = make_views(x, cfg, torch.Generator().manual_seed(0))
+    assert not torch.equal(first, x) and not torch.equal(first, second)  # two independent augmentations
+    labels = np.arange(256) % 4
+    pre = Preprocessor.fit(background_sample)
+    model, history = pretrain(background_sample[:256], pre, SMALL, cfg, CPU, log=None, labels=labels)
+    assert len(history) == 2 and all(np.isfinite(history))
+
+
+def test_supcon_without_labels_is_refused_before_any_training(tmp_path, capsys):
+    import shutil
+
+    import h5py
+
+    from anomclr_ray.events import layout as L
+    from conftest import DEFAULT_DATA
+
+    shutil.copytree(DEFAULT_DATA, tmp_path / "data", ignore=shutil.ignore_patterns("*.png", "*.md"))
+    with h5py.File(tmp_path / "data" / L.FILE_NAMES[L.BACKGROUND], "r+") as f:
+        del f[L.LABELS_KEY]  # as in the published ADC2021 files
+    assert main(["pretrain", "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data"),
+                 "--set", "train.loss=supcon", "data.n_train=600"]) == 2
+    err = capsys.readouterr().err
+    assert "background_for_training.h5" in err and "no 'process_label' dataset, but train.loss supcon needs" in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

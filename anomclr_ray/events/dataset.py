@@ -59,6 +59,8 @@ class Dataset:
     test_signals: dict[str, np.ndarray] = field(default_factory=dict)
     val_background: np.ndarray | None = None  # None without a validation set
     val_signals: dict[str, np.ndarray] = field(default_factory=dict)
+    train_labels: np.ndarray | None = None  # (n_train,) process labels W 0, QCD 1, Z 2, ttbar 3, if the file has them
+    test_labels: np.ndarray | None = None  # (n_test,) the same for the test background
 
 
 def data_files(cfg: DataConfig) -> list[Path]:
@@ -66,14 +68,18 @@ def data_files(cfg: DataConfig) -> list[Path]:
     return [find_sample_file(cfg.data_dir, s) for s in (L.BACKGROUND, *cfg.signals)]
 
 
-def check_data(cfg: DataConfig) -> None:
-    """Files exist, have the layout and hold enough events: fails fast, reads no events."""
+def check_data(cfg: DataConfig, labels: str | None = None) -> None:
+    """Files exist, have the layout and hold enough events: fails fast, reads no events. `labels` names
+    what needs the background's process labels (e.g. "train.loss supcon"): then the file must hold them."""
     need = {L.BACKGROUND: cfg.n_train + cfg.n_test + cfg.n_val,
             **{s: cfg.n_test_signal + cfg.n_val_signal for s in cfg.signals}}
     for sample, n in need.items():
         with EventFile(find_sample_file(cfg.data_dir, sample)) as f:
             if len(f) < n:
                 raise ValueError(f"{f.where}: holds {len(f)} events, the data config needs {n}")
+            if labels and sample == L.BACKGROUND and f.labels(0, 1) is None:
+                raise ValueError(f"{f.where}: no {L.LABELS_KEY!r} dataset, but {labels} needs the background process "
+                                 f"labels (W 0, QCD 1, Z 2, ttbar 3; the published ADC2021 files have none)")
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
@@ -81,7 +87,8 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     check_data(cfg)
     n_bkg = cfg.n_train + cfg.n_test
     with EventFile(find_sample_file(cfg.data_dir, L.BACKGROUND)) as f:
-        data = Dataset(f.read(0, cfg.n_train), f.read(cfg.n_train, n_bkg))
+        data = Dataset(f.read(0, cfg.n_train), f.read(cfg.n_train, n_bkg),
+                       train_labels=f.labels(0, cfg.n_train), test_labels=f.labels(cfg.n_train, n_bkg))
         if cfg.has_validation:
             data.val_background = f.read(n_bkg, n_bkg + cfg.n_val)
     for s in cfg.signals:
