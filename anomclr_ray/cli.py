@@ -101,7 +101,7 @@ def _score(args: argparse.Namespace) -> int:
     device = choose_device(args.device)
     models = [load_checkpoint(p, device) for p in args.checkpoint]
     for model, _, _ in models:  # configs first: fail before reading data or training anything
-        job.score.check_input_dim(model.cfg.model_dim)
+        job.score.check_input_dim(model.cfg.rep_dim)
     if not args.no_ae_raw:
         job.score.check_input_dim(L.N_SLOTS * N_INPUT_FEATURES)
     data = load_dataset(job.data)

@@ -20,7 +20,7 @@ import torch
 from .configs import from_plain, to_plain
 from .events.dataset import DataConfig, load_dataset
 from .events.preprocess import Preprocessor
-from .model import Encoder, ModelConfig
+from .model import ModelConfig, build_encoder
 from .monitoring import TrainMonitor
 from .pretrain import TrainConfig, check_batch_size, read_checkpoint, save_checkpoint, train_epoch
 from .storage import Storage
@@ -60,7 +60,7 @@ def _worker_loop(config: dict) -> None:
     labels = None if dataset.train_labels is None else torch.as_tensor(dataset.train_labels, device=device)
 
     torch.manual_seed(cfg.seed)
-    model = ray.train.torch.prepare_model(Encoder(model_cfg))
+    model = ray.train.torch.prepare_model(build_encoder(model_cfg))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999))
     start, history = 0, []
     ck = ray.train.get_checkpoint()
@@ -130,7 +130,7 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
     return trainer.fit()
 
 
-def load_result_checkpoint(result, device: torch.device) -> tuple[Encoder, Preprocessor, TrainConfig, list[float]]:
+def load_result_checkpoint(result, device: torch.device) -> tuple[torch.nn.Module, Preprocessor, TrainConfig, list[float]]:
     """Model, preprocessing, train config and loss history from a Ray Train result's last checkpoint."""
     with result.checkpoint.as_directory() as d:
         model, pre, cfg, state = read_checkpoint(Path(d) / CHECKPOINT_FILE, device)

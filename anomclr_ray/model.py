@@ -12,6 +12,12 @@ layer norms) runs on the packed (N_objects, d) objects of the batch, and attenti
 to the largest multiplicity in the batch. `represent_padded` is the same network run over all 19 slots
 with a key-padding mask (torch's `TransformerEncoder`): the reference the packed path is tested against.
 Both use the same parameters, so checkpoints serve either.
+
+The companion method (Metzger et al., DESIGN.md section 8) adds two options. `embedding_dim` projects the
+representation linearly to a low-dimensional embedding (their default 4), which is then what the head
+(their "expander") and everything downstream see. `kind = "mlp"` is their MLP on the flattened event:
+the 19 slots' (pT, eta, phi) after the shared preprocessing (57 features; the slot says the type) ->
+Linear, BatchNorm, LeakyReLU per width of `mlp_widths` (theirs: 96, 64, 48) -> the embedding.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .events import layout as L
 from .events.preprocess import N_INPUT_FEATURES
+
+KINDS = ("transformer", "mlp")
 
 
 @dataclass(frozen=True)
@@ -37,12 +46,19 @@ class ModelConfig:
     head_layers: int = 2
     dropout: float = 0.1
     packed: bool = True  # compute on the filled slots only; False: over all 19 slots (same result, slower)
+    kind: str = "transformer"  # or "mlp": the companion method's MLP on the flattened event
+    embedding_dim: int | None = None  # a linear projection to this many dimensions is the representation
+    mlp_widths: tuple[int, ...] = (96, 64, 48)  # kind "mlp": its hidden layers
 
     def __post_init__(self):
-        for name in ("model_dim", "heads", "layers", "feedforward_dim", "output_dim", "head_layers"):
+        if self.kind not in KINDS:
+            raise ValueError(f"ModelConfig.kind: unknown {self.kind!r}, expected one of {', '.join(KINDS)}")
+        for name in ("model_dim", "heads", "layers", "feedforward_dim", "output_dim", "head_layers", "embedding_dim"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.model_dim % self.heads:
+        if not self.mlp_widths or min(self.mlp_widths) < 1:
+            raise ValueError(f"ModelConfig.mlp_widths must be positive widths, got {self.mlp_widths}")
+        if self.kind == "transformer" and self.model_dim % self.heads:
             raise ValueError(f"ModelConfig.model_dim ({self.model_dim}) must be a multiple of heads ({self.heads})")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
@@ -55,6 +71,26 @@ class ModelConfig:
     def out_dim(self) -> int:
         return self.output_dim or self.model_dim
 
+    @property
+    def rep_dim(self) -> int:
+        """The representation's dimension (what the AE scores): the embedding's, else the model's."""
+        return self.embedding_dim or self.model_dim
+
+
+def build_encoder(cfg: ModelConfig) -> nn.Module:
+    """The encoder `cfg.kind` names; both have `represent` (B, 19, 7) -> (B, rep_dim) and `forward`
+    -> (B, out_dim), the head's output the losses see."""
+    return Encoder(cfg) if cfg.kind == "transformer" else MLPEncoder(cfg)
+
+
+def _head(cfg: ModelConfig) -> nn.Sequential:
+    """The head (expander): (head_layers - 1) x [Linear, ReLU] at the representation's width, then a
+    Linear to out_dim."""
+    layers: list[nn.Module] = []
+    for _ in range(cfg.head_layers - 1):
+        layers += [nn.Linear(cfg.rep_dim, cfg.rep_dim), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(cfg.rep_dim, cfg.out_dim))
+
 
 def padding_mask(x: torch.Tensor) -> torch.Tensor:
     """(B, 19) True on empty slots of preprocessed events (B, 19, 7): their one-hot type is all zero."""
@@ -62,8 +98,8 @@ def padding_mask(x: torch.Tensor) -> torch.Tensor:
 
 
 class Encoder(nn.Module):
-    """`forward`: (B, 19, 7) preprocessed events -> (B, output_dim) head output.
-    `represent`: -> (B, model_dim) pooled representation before the head."""
+    """The transformer. `forward`: (B, 19, 7) preprocessed events -> (B, output_dim) head output.
+    `represent`: -> (B, rep_dim) pooled representation (projected to the embedding, if any) before the head."""
 
     def __init__(self, cfg: ModelConfig = ModelConfig()):
         super().__init__()
@@ -72,15 +108,12 @@ class Encoder(nn.Module):
         self.embed = nn.Linear(N_INPUT_FEATURES, d)
         layer = nn.TransformerEncoderLayer(d, cfg.heads, cfg.ff_dim, cfg.dropout, batch_first=True)
         self.transformer = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
-        head: list[nn.Module] = []
-        for _ in range(cfg.head_layers - 1):
-            head += [nn.Linear(d, d), nn.ReLU()]
-        head.append(nn.Linear(d, cfg.out_dim))
-        self.head = nn.Sequential(*head)
+        self.project = nn.Linear(d, cfg.embedding_dim) if cfg.embedding_dim else nn.Identity()
+        self.head = _head(cfg)
 
     def represent(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 19, 7) preprocessed events -> (B, model_dim) representation before the head."""
-        return self.represent_packed(x) if self.cfg.packed else self.represent_padded(x)
+        """(B, 19, 7) preprocessed events -> (B, rep_dim) representation before the head."""
+        return self.project(self.represent_packed(x) if self.cfg.packed else self.represent_padded(x))
 
     def represent_packed(self, x: torch.Tensor) -> torch.Tensor:
         """The representation computed on the filled slots only."""
@@ -97,6 +130,27 @@ class Encoder(nn.Module):
         mask = padding_mask(x)
         h = self.transformer(self.embed(x), src_key_padding_mask=mask)
         return h.masked_fill(mask[..., None], 0.0).sum(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.represent(x))
+
+
+class MLPEncoder(nn.Module):
+    """The companion method's MLP: (B, 19, 7) -> the slots' (pT, eta, phi) flattened (B, 57) ->
+    [Linear, BatchNorm, LeakyReLU] per width -> Linear to the embedding (B, rep_dim) -> the head."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        widths = [L.N_SLOTS * 3, *cfg.mlp_widths]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.LeakyReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], cfg.rep_dim))
+        self.head = _head(cfg)
+
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x[..., :3].flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.represent(x))

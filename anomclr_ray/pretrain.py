@@ -18,7 +18,7 @@ from .configs import from_plain, to_plain
 from .events.dataset import DataConfig
 from .events.preprocess import Preprocessor
 from .losses import ANOMALY_LOSSES, LOSSES, TWO_VIEW_LOSSES, VICREG_WEIGHTS, Shard, contrastive_loss
-from .model import Encoder, ModelConfig
+from .model import ModelConfig, build_encoder
 
 
 PRECISIONS = ("float32", "bf16")
@@ -156,12 +156,12 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.
 
 def pretrain(events: np.ndarray, pre: Preprocessor, model_cfg: ModelConfig, cfg: TrainConfig,
              device: torch.device, log: Callable[[str], None] | None = print,
-             labels: np.ndarray | None = None) -> tuple[Encoder, list[float]]:
+             labels: np.ndarray | None = None) -> tuple[torch.nn.Module, list[float]]:
     """Train an encoder on background events (N, 19, 4) (with their process labels (N,) for supcon)
     on one device; returns it and per-epoch losses."""
     check_batch_size(cfg, len(events))
     torch.manual_seed(cfg.seed)
-    model = Encoder(model_cfg).to(device)
+    model = build_encoder(model_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999))
     data = torch.as_tensor(events, device=device)
     labels = None if labels is None else torch.as_tensor(labels, device=device)
@@ -176,7 +176,7 @@ def pretrain(events: np.ndarray, pre: Preprocessor, model_cfg: ModelConfig, cfg:
 
 
 @torch.no_grad()
-def represent(model: Encoder, pre: Preprocessor, events: np.ndarray, device: torch.device,
+def represent(model: torch.nn.Module, pre: Preprocessor, events: np.ndarray, device: torch.device,
               batch_size: int = 4096) -> torch.Tensor:
     """Representations (N, model_dim) of events (N, 19, 4), on the CPU."""
     model.eval()
@@ -184,7 +184,7 @@ def represent(model: Encoder, pre: Preprocessor, events: np.ndarray, device: tor
     return torch.cat([model.represent(pre(b.to(device))).cpu() for b in x.split(batch_size)])
 
 
-def save_checkpoint(path: str | Path, model: Encoder, pre: Preprocessor, cfg: TrainConfig, history: list[float],
+def save_checkpoint(path: str | Path, model: torch.nn.Module, pre: Preprocessor, cfg: TrainConfig, history: list[float],
                     **extra) -> None:
     """Model weights with everything needed to use them: model and train config, preprocessing scales,
     loss history; `extra` (e.g. optimizer state and epoch, for resuming) is stored beside them."""
@@ -192,15 +192,15 @@ def save_checkpoint(path: str | Path, model: Encoder, pre: Preprocessor, cfg: Tr
                 "state_dict": model.state_dict(), "history": history, **extra}, path)
 
 
-def read_checkpoint(path: str | Path, device: torch.device) -> tuple[Encoder, Preprocessor, TrainConfig, dict]:
+def read_checkpoint(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, Preprocessor, TrainConfig, dict]:
     """(model, preprocessing, train config, the whole stored state) from a `save_checkpoint` file."""
     state = torch.load(path, map_location=device, weights_only=True)
-    model = Encoder(from_plain(ModelConfig, state["model_config"], f"{path}: model_config")).to(device)
+    model = build_encoder(from_plain(ModelConfig, state["model_config"], f"{path}: model_config")).to(device)
     model.load_state_dict(state["state_dict"])
     return (model, from_plain(Preprocessor, state["preprocessor"], f"{path}: preprocessor"),
             from_plain(TrainConfig, state["train_config"], f"{path}: train_config"), state)
 
 
-def load_checkpoint(path: str | Path, device: torch.device) -> tuple[Encoder, Preprocessor, TrainConfig]:
+def load_checkpoint(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, Preprocessor, TrainConfig]:
     model, pre, cfg, _ = read_checkpoint(path, device)
     return model, pre, cfg

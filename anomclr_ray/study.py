@@ -145,7 +145,7 @@ def resolve(study: StudyConfig, sample: dict[str, Any]) -> dict[str, Any]:
         updates["train"]["loss"] = method.name
     cfgs: dict[str, Any] = {s: dataclasses.replace(getattr(study, s), **updates[s]) for s in SECTIONS}
     cfgs["method"] = method.name
-    cfgs["score"].check_input_dim(cfgs["model"].model_dim if method.contrastive else L.N_SLOTS * N_INPUT_FEATURES)
+    cfgs["score"].check_input_dim(cfgs["model"].rep_dim if method.contrastive else L.N_SLOTS * N_INPUT_FEATURES)
     check_batch_size(cfgs["train"], cfgs["data"].n_train, study.scaling.num_workers)
     return cfgs
 

@@ -250,3 +250,28 @@ def test_supcon_with_distinct_labels_is_simclr_and_simclr_holds_the_partner_in_i
         supcon_loss(h, h2, None, 0.5)
     with pytest.raises(ValueError, match="vicreg's variance needs a global batch of >= 2"):
         vicreg_loss(h[:1], h2[:1])
+
+
+def test_the_mlp_encoder_reads_the_57_kinematic_features_and_projects_to_the_embedding(inputs):
+    from anomclr_ray.model import MLPEncoder, build_encoder
+
+    cfg = ModelConfig(kind="mlp", embedding_dim=4, output_dim=8)
+    enc = build_encoder(cfg).eval()
+    assert isinstance(enc, MLPEncoder) and enc.net[0].in_features == 57
+    assert [m.out_features for m in enc.net if isinstance(m, torch.nn.Linear)] == [96, 64, 48, 4]
+    assert enc.represent(inputs).shape == (len(inputs), 4) and enc(inputs).shape == (len(inputs), 8)
+    # the type one-hot is not an input: the slot says the type
+    changed = inputs.clone()
+    changed[..., 3:] = 0
+    torch.testing.assert_close(enc.represent(changed), enc.represent(inputs))
+
+
+def test_an_embedding_dimension_projects_the_transformer_and_old_checkpoints_keep_their_keys(inputs):
+    plain = Encoder(ModelConfig(model_dim=16, heads=4, layers=1)).eval()
+    assert not any(k.startswith("project.") for k in plain.state_dict())  # checkpoints from before load as they were
+    low = Encoder(ModelConfig(model_dim=16, heads=4, layers=1, embedding_dim=4, output_dim=32)).eval()
+    assert low.represent(inputs).shape == (len(inputs), 4) and low(inputs).shape == (len(inputs), 32)
+    assert low.cfg.rep_dim == 4 and plain.cfg.rep_dim == 16
+    with pytest.raises(ValueError, match="ModelConfig.kind: unknown 'cnn'"):
+        ModelConfig(kind="cnn")
+    ModelConfig(kind="mlp", model_dim=6)  # heads do not apply to the MLP

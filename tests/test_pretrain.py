@@ -153,3 +153,15 @@ def test_supcon_without_labels_is_refused_before_any_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "background_for_training.h5" in err and "no 'process_label' dataset, but train.loss supcon needs" in err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_an_mlp_embedding_pretrains_and_its_checkpoint_gives_the_same_embedding(tmp_path, background_sample):
+    cfg = ModelConfig(kind="mlp", embedding_dim=4, output_dim=16)
+    pre = Preprocessor.fit(background_sample)
+    train = TrainConfig(loss="simclr", temperature=0.9, epochs=1, batch_size=128)
+    model, hist = pretrain(background_sample[:256], pre, cfg, train, CPU, log=None)
+    save_checkpoint(tmp_path / "c.pt", model, pre, train, hist)
+    again, pre2, _ = load_checkpoint(tmp_path / "c.pt", CPU)
+    emb = represent(model, pre, background_sample[:50], CPU)
+    assert emb.shape == (50, 4)
+    torch.testing.assert_close(represent(again, pre2, background_sample[:50], CPU), emb)

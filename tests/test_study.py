@@ -283,3 +283,11 @@ def test_a_grid_with_baseline_adds_one_ae_raw_trial_per_value_of_what_changes_it
         replace(study, search_space={"method": {"grid": ["ae_raw", "clr"]}})
     with pytest.raises(ValueError, match="baseline adds the ae_raw trials to a grid study"):
         replace(study, search="tpe", search_space={"train.mix": {"choice": ["ao"]}})
+
+
+def test_the_ae_bottleneck_is_checked_against_the_embedding_dimension(tmp_path):
+    space = {"model.embedding_dim": {"grid": [4, 16]}, "model.kind": {"grid": ["mlp", "transformer"]}}
+    with pytest.raises(ValueError, match=r"bottleneck \(5\) must be smaller than the input dimension \(4\)"):
+        replace(tiny_study(tmp_path), search_space=space, score=ScoreConfig(bottleneck=5))
+    study = replace(tiny_study(tmp_path), search_space=space, score=replace(tiny_study(tmp_path).score, bottleneck=2))
+    assert len(study.grid_points()) == 4
