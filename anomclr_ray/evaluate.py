@@ -15,7 +15,7 @@ import torch
 from .events.dataset import DataConfig, Dataset
 from .events.preprocess import Preprocessor
 from .metrics import Roc, roc, signal_metrics
-from .names import MEAN, MEAN_METRICS, SIGNAL_METRICS, metric_key
+from .names import MEAN, MEAN_METRICS, PROBE_ACCURACY, SIGNAL_METRICS, metric_key
 from .score import ScoreConfig, fit_autoencoders
 
 
@@ -47,6 +47,7 @@ class Evaluation:
     metrics: Metrics
     curves: dict[str, Roc]
     validation: Metrics = field(default_factory=dict)
+    probe_accuracy: float | None = None  # `linear_probe` on the test background, when it has labels
 
     def summary(self) -> dict[str, dict[str, float]]:
         """{signal: {name: mean, name_std: std}} on the test set."""
@@ -54,8 +55,9 @@ class Evaluation:
 
     def flat_metrics(self) -> dict[str, float]:
         """MLflow / Tune metrics (keys: `names.metric_key`): per signal, mean and std over AE seeds,
-        means over the signals; with a validation set, the same on it."""
-        return {**_flat(self.metrics, False), **(_flat(self.validation, True) if self.validation else {})}
+        means over the signals; with a validation set, the same on it; the probe's accuracy."""
+        return {**_flat(self.metrics, False), **(_flat(self.validation, True) if self.validation else {}),
+                **({} if self.probe_accuracy is None else {PROBE_ACCURACY: self.probe_accuracy})}
 
 
 def _summary(metrics: Metrics) -> dict[str, dict[str, float]]:
@@ -107,12 +109,40 @@ def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: d
     return Evaluation(metrics["test"], curves, metrics.get("val", {}))
 
 
+def linear_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor, test_labels: np.ndarray,
+                 l2: float = 1e-4, steps: int = 100) -> float:
+    """Held-out accuracy of a multinomial logistic regression on frozen representations (N, D), fitted on
+    `train` (standardised with its mean and std) to the process labels: how much of the background's
+    structure an embedding keeps (Metzger et al.'s probe). Full-batch L-BFGS from zero weights, so the
+    same inputs give the same number."""
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    x, xt = (train.double() - mean) / std, (test.double() - mean) / std
+    y = torch.as_tensor(train_labels, dtype=torch.long)
+    classes = int(max(y.max(), int(np.max(test_labels)))) + 1
+    w = torch.zeros(x.shape[1] + 1, classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        opt.zero_grad()
+        value = torch.nn.functional.cross_entropy(x @ w[:-1] + w[-1], y) + l2 * w[:-1].square().sum()
+        value.backward()
+        return value
+
+    opt.step(loss)
+    with torch.no_grad():
+        predicted = (xt @ w[:-1] + w[-1]).argmax(1).numpy()
+    return float((predicted == np.asarray(test_labels)).mean())
+
+
 def evaluate_splits(embed: Callable[[np.ndarray], torch.Tensor], data: Dataset, cfg: ScoreConfig,
                     seeds: tuple[int, ...] = (0,), eps_s: float = 0.3) -> Evaluation:
     """The evaluation of trials and of `anomclr score`: every split of `data` embedded once (`embed`:
     events -> AE inputs, e.g. an encoder's representations or `raw_inputs`), then `evaluate`, on the
-    validation split too when `data` has one."""
+    validation split too when `data` has one, and the linear probe when it has process labels."""
     validation = None if data.val_background is None else (
         embed(data.val_background), {s: embed(x) for s, x in data.val_signals.items()})
-    return evaluate(embed(data.train), embed(data.test_background), {s: embed(x) for s, x in data.test_signals.items()},
-                    cfg, seeds, eps_s, validation)
+    train, test = embed(data.train), embed(data.test_background)
+    ev = evaluate(train, test, {s: embed(x) for s, x in data.test_signals.items()}, cfg, seeds, eps_s, validation)
+    if data.train_labels is not None and data.test_labels is not None:
+        ev.probe_accuracy = linear_probe(train, data.train_labels, test, data.test_labels)
+    return ev

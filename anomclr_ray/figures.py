@@ -20,7 +20,8 @@ METRIC_LABELS = {"auc": "AUC", "si": r"SI = $\epsilon_S/\sqrt{\epsilon_B}$ at $\
                  "eb_at_es": r"$\epsilon_B$ at $\epsilon_S$ = 0.3"}
 AXIS_LABELS = {METHOD_KEY: "method", "train.mix": "anomaly augmentation mix", "model.model_dim": "representation dimension",
                "score.bottleneck": "AE bottleneck dimension", "train.temperature": r"temperature $\tau$",
-               "train.learning_rate": "learning rate", "train.batch_size": "batch size"}
+               "train.learning_rate": "learning rate", "train.batch_size": "batch size",
+               "model.embedding_dim": "embedding dimension", "model.kind": "encoder"}
 
 
 def _pyplot():
@@ -157,6 +158,39 @@ def plot_versus(series: dict[float, Summary], path: str | Path, xlabel: str, met
     plt.close(fig)
     return Path(path)
 
+
+
+def plot_lines(lines: dict[str, dict[float, dict[str, float]]], panels: dict[str, str], path: str | Path,
+               xlabel: str, ylabel: str, styles: dict[str, tuple[str, str]] | None = None,
+               reference: dict[str, tuple[float, float]] | None = None, log_x: bool = True) -> Path:
+    """One panel per key of `panels` ({key: title}), in each a line per entry of `lines` against a number:
+    lines[label][x] = {key: mean, key + "_std": std}; `styles[label]` = (colour, line style);
+    `reference[key]` = (mean, std) drawn dashed with its band (the AE-Raw baseline)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.5, 3.4), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels.items()):
+        for i, (label, series) in enumerate(lines.items()):
+            xs = sorted(x for x in series if key in series[x])
+            color, style = (styles or {}).get(label, (f"C{i}", "-"))
+            ax.errorbar(xs, [series[x][key] for x in xs], yerr=[series[x].get(key + "_std", 0.0) for x in xs],
+                        marker="o", capsize=3, color=color, ls=style, label=label)
+        if reference and key in reference:
+            ref, err = reference[key]
+            ax.axhline(ref, color="black", ls="--", lw=1, label=method_label(BASELINE))
+            ax.axhspan(ref - err, ref + err, color="black", alpha=0.1, lw=0)
+        if log_x:
+            ax.set_xscale("log", base=2)
+        xs = sorted({x for series in lines.values() for x in series})
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
+    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def plot_search(points: dict[str, list[tuple[str, float, bool]]], path: str | Path, metric: str) -> Path:

@@ -69,6 +69,7 @@ def method_color(name: str, default: str | None = None) -> str | None:
     return METHODS[name].color if name in METHODS else default
 
 
+PROBE_ACCURACY = "probe/accuracy"  # the linear probe's held-out accuracy on the process labels (no signal)
 SIGNAL_METRICS = ("auc", "si", "eb_at_es")  # per signal, from metrics.signal_metrics
 MEAN_METRICS = ("auc", "si")  # also averaged over the signals
 MEAN = "mean"

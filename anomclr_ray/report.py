@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from .events import layout as L
-from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_search, plot_versus
+from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_search, plot_versus
 from .metrics import load_curves
-from .names import BASELINE, MEAN, METHOD_KEY, METHODS, applies, SIGNAL_METRICS, method_label, metric_key, parse_metric_key
+from .names import (BASELINE, MEAN, METHOD_KEY, METHODS, PROBE_ACCURACY, SIGNAL_METRICS, applies, method_color,
+                    method_label, metric_key, parse_metric_key)
 from .tracking import TRIAL_TAG, client
 
 SEEDS = ("train.seed",)  # replicas, not ablation axes
@@ -186,6 +187,53 @@ def _axis_section(done: list[Trial], axis: str, others: list[str], out: Path) ->
             metrics_table(table, "auc", axis), ""]
 
 
+def _comparison_section(done: list[Trial], axis: str, groups: list[str], out: Path) -> list[str]:
+    """Each metric against a number (e.g. the embedding dimension), one line per combination of the
+    other axes (e.g. method x encoder; the colour is the method's, the line style the encoder's), the
+    AE-Raw trials as the reference; AUC and SI per signal, and the linear probe's accuracy."""
+    baseline = [t for t in done if t.method == BASELINE]
+    combos: dict[str, list[Trial]] = {}
+    for t in done:
+        if t.method != BASELINE:
+            combos.setdefault(" · ".join(method_label(t.params[g]) if g == METHOD_KEY else t.params[g]
+                                         for g in groups), []).append(t)
+    kinds = sorted({t.params.get("model.kind", "") for t in done})
+    styles = {label: (method_color(members[0].method, f"C{i}"),
+                      ("-", "--", ":")[kinds.index(members[0].params.get("model.kind", "")) % 3])
+              for i, (label, members) in enumerate(combos.items())}
+    signals = [s for s in L.SIGNALS if any(metric_key("auc", s) in t.metrics for t in done)]
+    label, md = AXIS_LABELS.get(axis, axis), [f"## Against `{axis}`", ""]
+    for metric, title in (("auc", "AUC"), ("si", "SI at ε_S = 0.3"), (PROBE_ACCURACY, "linear-probe accuracy")):
+        keys = {PROBE_ACCURACY: "process labels"} if metric == PROBE_ACCURACY else \
+            {metric_key(metric, s): L.SIGNAL_LATEX[s] for s in signals}
+        if not any(k in t.metrics for t in done for k in keys):
+            continue
+        lines = {name: _by_number(members, axis, keys) for name, members in combos.items()}
+        reference = {k: _mean_std([t.metrics[k] for t in baseline if k in t.metrics]) for k in keys} if baseline else None
+        name = f"cmp_{metric.replace('/', '_')}.png"
+        plot_lines(lines, keys, out / name, label, title, styles, {k: v for k, v in (reference or {}).items() if v})
+        md += [f"![{title} against {axis}]({name})", ""]
+    md.append("Mean ± std over the trials of each point (seeds)"
+              + (f"; dashed: {method_label(BASELINE)}, which has no encoder." if baseline else "."))
+    return md + [""]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float] | None:
+    return (float(np.mean(values)), float(np.std(values))) if values else None
+
+
+def _by_number(trials: list[Trial], axis: str, keys: dict[str, str]) -> dict[float, dict[str, float]]:
+    """{value of the numeric `axis`: {key: mean, key_std: std}} over the trials at that value."""
+    out: dict[float, dict[str, float]] = {}
+    for x in sorted({float(t.params[axis]) for t in trials}):
+        at = [t for t in trials if float(t.params[axis]) == x]
+        out[x] = {}
+        for k in keys:
+            if stats := _mean_std([t.metrics[k] for t in at if k in t.metrics]):
+                out[x] |= {k: stats[0], f"{k}_std": stats[1]}
+    return out
+
+
 def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = metric_key("auc", MEAN)) -> Path:
     """Write the report of one study (MLflow experiment) to `out_dir`; returns the Markdown file."""
     parse_metric_key(metric)  # a misspelled metric fails here, not as an empty "best"
@@ -212,9 +260,14 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = m
         else:
             encoder = [t for t in done if t.method != BASELINE]  # an ablation's axes vary among these
             encoder_axes = varying(encoder)
-            for axis in [a for a in encoder_axes if a not in (*SEEDS, METHOD_KEY)
-                         and len({t.params[a] for t in encoder}) <= 12]:
-                md += _axis_section(done, axis, [a for a in encoder_axes if a not in (*SEEDS, axis)], out)
+            ablations = [a for a in encoder_axes if a not in (*SEEDS, METHOD_KEY) and len({t.params[a] for t in encoder}) <= 12]
+            numbers = [a for a in ablations if _as_number([t.params[a] for t in encoder]) is not None]
+            others = [a for a in encoder_axes if a not in (*SEEDS, *numbers[:1])]
+            if numbers and others:  # a number against method x encoder ...: one line per combination
+                md += _comparison_section(done, numbers[0], others, out)
+            else:
+                for axis in ablations:
+                    md += _axis_section(done, axis, [a for a in encoder_axes if a not in (*SEEDS, axis)], out)
         with tempfile.TemporaryDirectory() as tmp:
             if curves := _best_curves(uri, done, metric, Path(tmp)):
                 plot_curves(curves, out)

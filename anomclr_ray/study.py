@@ -126,9 +126,9 @@ class StudyConfig:
         grid = {k: spec["grid"] for k, spec in self.search_space.items() if "grid" in spec}
         points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
         if self.baseline:
-            keys = [k for k in grid if applies(BASELINE, k)]
+            keys = [k for k in grid if k != METHOD_KEY and applies(BASELINE, k)]
             kept = dict.fromkeys(tuple((k, p[k]) for k in keys) for p in points)  # in order, once each
-            points += [{METHOD_KEY: BASELINE, **dict(k)} for k in kept]
+            points += [{**dict(k), METHOD_KEY: BASELINE} for k in kept]
         return points
 
 

@@ -99,3 +99,17 @@ def test_search_report_plots_the_objective_against_each_parameter(tmp_path):
     md = build_report(uri, "hpo", tmp_path / "rep").read_text()
     assert "![search](search.png)" in md and "## By " not in md
     assert (tmp_path / "rep" / "search.png").stat().st_size > 20_000
+
+
+def test_an_embedding_comparison_plots_one_line_per_method_and_encoder_against_the_dimension(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    trials = [{"params": {"method": m, "model": {"kind": k, "embedding_dim": d}, "train": {"seed": s}},
+               "auc": shifted(0.01 * d / 4 + (0.02 if k == "mlp" else 0)), "probe": 0.6 + 0.01 * d}
+              for m in ("simclr", "vicreg") for k in ("mlp", "transformer") for d in (4, 16) for s in (0, 1)]
+    trials.append({"params": {"method": "ae_raw", "train": {"seed": 0}}, "auc": shifted(-0.1), "probe": 0.55})
+    log_synthetic_study(uri, "emb", trials, tmp_path)
+    md = build_report(uri, "emb", tmp_path / "rep").read_text()
+    assert "## Against `model.embedding_dim`" in md and "dashed: AE-Raw" in md
+    for name in ("cmp_auc.png", "cmp_si.png", "cmp_probe_accuracy.png"):
+        assert f"({name})" in md and (tmp_path / "rep" / name).stat().st_size > 20_000
+    assert "By `model.kind`" not in md  # the comparison replaces the per-axis bars

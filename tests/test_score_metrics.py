@@ -99,3 +99,17 @@ def test_batched_ensemble_equals_separate_fits():
         ref, ref_history = _separate_fit(x, cfg, torch.Generator().manual_seed(s))
         assert history == pytest.approx(ref_history, rel=1e-5)
         torch.testing.assert_close(ae.score(test), ref.score(test), rtol=1e-4, atol=1e-6)
+
+
+def test_the_linear_probe_reads_classes_a_linear_map_separates_and_not_noise():
+    from anomclr_ray.evaluate import linear_probe
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (2000,), generator=g)
+    centres = torch.randn(4, 3, generator=g) * 4
+    x = centres[labels] + torch.randn(2000, 3, generator=g)
+    noise = torch.randn(2000, 3, generator=g)
+    acc = linear_probe(x[:1000], labels[:1000].numpy(), x[1000:], labels[1000:].numpy())
+    chance = linear_probe(noise[:1000], labels[:1000].numpy(), noise[1000:], labels[1000:].numpy())
+    assert acc > 0.9 and abs(chance - 0.25) < 0.06
+    assert acc == linear_probe(x[:1000], labels[:1000].numpy(), x[1000:], labels[1000:].numpy())  # deterministic

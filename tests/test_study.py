@@ -60,6 +60,7 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
             for name in ("auc", "si", "eb_at_es"):
                 assert math.isfinite(r.data.metrics[f"{name}/{sig}"]), (name, sig)
         assert 0 < r.data.metrics["auc/mean"] < 1
+        assert 0.25 < r.data.metrics["probe/accuracy"] <= 1  # the linear probe on the process labels
         assert 0 < r.data.metrics["trial/evaluation_s"] < r.data.metrics["trial/wall_s"]
         assert r.data.metrics["trial/evaluation_fraction"] == pytest.approx(
             r.data.metrics["trial/evaluation_s"] / r.data.metrics["trial/wall_s"])
@@ -128,8 +129,8 @@ def test_ae_raw_trials_need_no_encoder_and_check_the_raw_input_dimension(tmp_pat
     with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):
         replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"method": {"grid": ["ae_raw", "clr"]}})
     replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"method": {"grid": ["ae_raw"]}})
-    with pytest.raises(ValueError, match="unknown method 'vicreg': expected one of ae_raw, clr, anomclr, anomclr_plus"):
-        replace(base, search_space={"method": {"grid": ["vicreg"]}})
+    with pytest.raises(ValueError, match="unknown method 'byol': expected one of ae_raw, clr, anomclr, anomclr_plus, simclr"):
+        replace(base, search_space={"method": {"grid": ["byol"]}})
     with pytest.raises(ValueError, match="unknown loss 'ae_raw'"):  # the baseline is a method, never a loss
         replace(base, search_space={"train.loss": {"grid": ["ae_raw"]}})
     with pytest.raises(ValueError, match="'method' sets train.loss; give one of the two keys"):
@@ -277,8 +278,10 @@ def test_a_grid_with_baseline_adds_one_ae_raw_trial_per_value_of_what_changes_it
     points = study.grid_points()
     assert len(points) == 2 * 2 * 2 * 2 + 2 * 2
     baseline = points[16:]
-    assert baseline == [{"method": "ae_raw", "train.seed": s, "score.bottleneck": b} for s in (0, 1) for b in (2, 4)]
+    assert baseline == [{"train.seed": s, "score.bottleneck": b, "method": "ae_raw"} for s in (0, 1) for b in (2, 4)]
     assert all("method" not in p for p in points[:16])
+    methods = replace(study, search_space={"method": {"grid": ["clr", "simclr"]}, "train.seed": {"grid": [0, 1]}})
+    assert methods.grid_points()[4:] == [{"train.seed": s, "method": "ae_raw"} for s in (0, 1)]  # not one per method
     with pytest.raises(ValueError, match="baseline adds the ae_raw trials to a grid study"):
         replace(study, search_space={"method": {"grid": ["ae_raw", "clr"]}})
     with pytest.raises(ValueError, match="baseline adds the ae_raw trials to a grid study"):

@@ -1,0 +1,28 @@
+"""The companion method's study end to end through Ray Tune + Ray Train + MLflow: every method x encoder
+at two embedding dimensions, the AE-Raw baseline once, the linear probe, the comparison report."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from anomclr_ray.report import read_trials
+
+
+@pytest.mark.slow
+def test_embedding_comparison_runs_every_method_and_encoder_and_reports_against_the_dimension(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    out = subprocess.run([sys.executable, str(REPO / "studies" / "embedding_comparison.py"), "--smoke", "--dims", "4", "8",
+                          "--tracking-uri", uri, "--storage", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep"),
+                          "--set", "data.n_train=1000", "data.n_test=1000", "data.n_test_signal=500", "train.epochs=1",
+                          "score.epochs=2"], capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    trials = read_trials(uri, "embedding_comparison_smoke")
+    runs = sorted((t.method, t.params["model.kind"], t.params["model.embedding_dim"]) for t in trials if t.method != "ae_raw")
+    assert runs == sorted((m, k, d) for m in ("simclr", "supcon", "vicreg", "anomclr_plus") for k in ("mlp", "transformer")
+                          for d in ("4", "8"))
+    assert [t.method for t in trials].count("ae_raw") == 1
+    assert all(0.25 < t.metrics["probe/accuracy"] <= 1 and 0 < t.metrics["auc/mean"] < 1 for t in trials)
+    md = (tmp_path / "rep" / "embedding_comparison_smoke" / "report.md").read_text()
+    assert "## Against `model.embedding_dim`" in md and "(cmp_probe_accuracy.png)" in md
