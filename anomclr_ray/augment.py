@@ -5,7 +5,9 @@ outputs are valid events (right class per slot, zero padding at the end of each 
 wrapped phi, acceptance and thresholds respected). No Python loop over events.
 
 Physical (applied together by `physical`): a common phi rotation, pT-dependent eta/phi smearing,
-jet pT smearing. Anomalous (one per event, chosen uniformly among the mix by `anomalous`): add
+jet pT smearing; the companion method's object masking and Gaussian pT resampling (cl4ad's
+`naive_masking` of whole particles and `gaussian_resampling_pT`, made to keep events valid) compose
+with them into the physical view (`TrainConfig.mask_probability`, `pt_resampling`). Anomalous (one per event, chosen uniformly among the mix by `anomalous`): add
 objects, collinear split, pT/MET shift.
 """
 
@@ -150,6 +152,35 @@ def smear_jet_pt(x: torch.Tensor, generator: torch.Generator, strength: float = 
 def physical(x: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
     """The physical augmentation: phi rotation, then eta/phi smearing, then jet pT smearing."""
     return smear_jet_pt(smear_eta_phi(rotate_phi(x, generator), generator, strength), generator, strength)
+
+
+def _keep_trigger(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """y, except that an event which lost its last trigger lepton (x canonical) keeps x."""
+    lost = passes_trigger(x) & ~passes_trigger(y)
+    return torch.where(lost[:, None, None], x, y)
+
+
+def mask_objects(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Remove each object (not the MET) with probability p, whole objects (cl4ad's masking with
+    `mask_full_particle`); the rest of each type moves up; an event that would lose its last trigger
+    lepton keeps its objects."""
+    if not 0 <= p < 1:
+        raise ValueError(f"mask_objects: probability must be in [0, 1), got {p}")
+    drop = (_rand(x, *x.shape[:2], generator=generator) < p) & _filled(x)
+    drop[:, 0] = False
+    return _keep_trigger(x, canonicalize(torch.where(drop[..., None], torch.zeros_like(x), x)))
+
+
+def resample_pt(x: torch.Tensor, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """pT of every object and the MET -> |N(pT, scale * pT)| (cl4ad's Gaussian pT resampling, std =
+    pT * std_scale; the modulus keeps a pT a pT); objects that fall below their threshold are removed,
+    each type is re-sorted, and an event that would lose its last trigger lepton keeps its pTs."""
+    if not scale >= 0:
+        raise ValueError(f"resample_pt: scale must be >= 0, got {scale}")
+    pt = x[..., L.PT]
+    y = x.clone()
+    y[..., L.PT] = torch.where(_filled(x), (pt + scale * pt * _randn(x, *pt.shape, generator=generator)).abs(), pt)
+    return _keep_trigger(x, canonicalize(y))
 
 
 def _free_slot_rank(x: torch.Tensor, t: L.ObjectType) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,6 +36,8 @@ class TrainConfig:
     augment_strength: float = 1.0
     precision: str = "float32"  # "bf16": the encoder under bfloat16 autocast (the losses stay float32)
     vicreg_weights: tuple[float, float, float] = VICREG_WEIGHTS  # vicreg: invariance, variance, covariance
+    mask_probability: float = 0.0  # > 0: the physical view also drops each object with this probability
+    pt_resampling: float = 0.0  # > 0: the physical view also resamples each pT from N(pT, this * pT)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -47,6 +49,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
         if not self.learning_rate > 0:
             raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.mask_probability < 1 or self.pt_resampling < 0:
+            raise ValueError(f"TrainConfig: mask_probability in [0, 1) and pt_resampling >= 0 needed, got "
+                             f"{self.mask_probability}, {self.pt_resampling}")
         if min(self.vicreg_weights) < 0:
             raise ValueError(f"TrainConfig.vicreg_weights must be >= 0, got {self.vicreg_weights}")
         if self.batch_size < 2 or self.epochs < 1:
@@ -97,13 +102,23 @@ def contrastive_step(model: torch.nn.Module, pre: Preprocessor, views: list[torc
                             cfg.vicreg_weights)
 
 
+def physical_view(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """The physical augmentation, then (when asked for) object masking and Gaussian pT resampling."""
+    view = augment.physical(x, gen, cfg.augment_strength)
+    if cfg.mask_probability:
+        view = augment.mask_objects(view, cfg.mask_probability, gen)
+    if cfg.pt_resampling:
+        view = augment.resample_pt(view, cfg.pt_resampling, gen)
+    return view
+
+
 def make_views(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> list[torch.Tensor]:
     """The views a step encodes: [events, physical views(, anomaly views for AnomCLR/AnomCLR+)], as the
     published AnomalyCLR code; for SimCLR, SupCon and VICReg two physical views drawn independently,
     as SimCLR compares two augmentations of each event."""
     if cfg.loss in TWO_VIEW_LOSSES:
-        return [augment.physical(x, gen, cfg.augment_strength), augment.physical(x, gen, cfg.augment_strength)]
-    views = [x, augment.physical(x, gen, cfg.augment_strength)]
+        return [physical_view(x, cfg, gen), physical_view(x, cfg, gen)]
+    views = [x, physical_view(x, cfg, gen)]
     return views + ([augment.anomalous(x, cfg.mix, gen)] if cfg.loss in ANOMALY_LOSSES else [])
 
 

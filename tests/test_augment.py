@@ -11,7 +11,9 @@ from anomclr_ray.events.kinematics import wrap_phi
 from anomclr_ray.events.validate import check_events
 
 ALL = {"rotate_phi": A.rotate_phi, "smear_eta_phi": A.smear_eta_phi, "smear_jet_pt": A.smear_jet_pt,
-       "physical": A.physical, "add": A.add_objects, "split": A.collinear_split, "shift": A.shift}
+       "physical": A.physical, "add": A.add_objects, "split": A.collinear_split, "shift": A.shift,
+       "mask": lambda x, generator: A.mask_objects(x, 0.5, generator),
+       "resample_pt": lambda x, generator: A.resample_pt(x, 2.0, generator)}
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +126,25 @@ def test_runs_on_the_events_device(events):
     y = A.anomalous(A.physical(x, torch.Generator("cuda").manual_seed(0)), "all", torch.Generator("cuda").manual_seed(1))
     assert y.is_cuda
     check_events(y.cpu().numpy(), "cuda")
+
+
+def test_masking_drops_objects_at_its_rate_and_resampling_spreads_pt_as_asked(events):
+    masked = A.mask_objects(events, 0.3, _gen(0))
+    drop = torch.rand(events.shape[:2], generator=_gen(0)) < 0.3  # the draw mask_objects makes first
+    filled = events[..., L.CLASS] != 0
+    drop &= filled
+    drop[:, 0] = False
+    trigger = torch.zeros_like(filled)
+    trigger[:, L.LEPTONS] = filled[:, L.LEPTONS] & (events[:, L.LEPTONS, L.PT] >= L.TRIGGER_PT)
+    kept = (trigger & ~drop).any(1)  # events that keep a trigger lepton: exactly the undropped objects remain
+    count = (masked[:, L.OBJECTS, L.CLASS] != 0).sum(1)
+    assert torch.equal(count[kept], (filled & ~drop)[kept][:, 1:].sum(1))
+    assert torch.equal(masked[~kept], events[~kept])  # the others keep everything
+    assert 0.6 < float((filled & ~drop)[:, 1:].sum() / filled[:, 1:].sum()) < 0.8
+    assert torch.equal(masked[:, 0], events[:, 0])  # the MET is never masked
+    assert torch.equal(A.mask_objects(events, 0.0, _gen(0)), events)
+    # leading jets well above threshold: pT'/pT - 1 has the std asked for (the modulus aside)
+    big = events[:, L.JETS.start, L.PT] > 100
+    ratio = A.resample_pt(events, 0.1, _gen(1))[big, L.JETS.start, L.PT] / events[big, L.JETS.start, L.PT]
+    assert abs(float(ratio.std()) - 0.1) < 0.03
+    torch.testing.assert_close(A.resample_pt(events, 0.0, _gen(1)), events)

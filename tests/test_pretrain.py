@@ -165,3 +165,18 @@ def test_an_mlp_embedding_pretrains_and_its_checkpoint_gives_the_same_embedding(
     emb = represent(model, pre, background_sample[:50], CPU)
     assert emb.shape == (50, 4)
     torch.testing.assert_close(represent(again, pre2, background_sample[:50], CPU), emb)
+
+
+def test_masking_and_pt_resampling_compose_into_the_physical_view_only_when_asked(background_sample):
+    from anomclr_ray import augment
+    from anomclr_ray.events.validate import check_events
+    from anomclr_ray.pretrain import physical_view
+
+    x = torch.as_tensor(background_sample[:500])
+    plain = physical_view(x, TrainConfig(), torch.Generator().manual_seed(3))
+    assert torch.equal(plain, augment.physical(x, torch.Generator().manual_seed(3)))  # the defaults change nothing
+    both = physical_view(x, TrainConfig(mask_probability=0.5, pt_resampling=0.2), torch.Generator().manual_seed(3))
+    assert (both[:, 1:, 3] != 0).sum() < (plain[:, 1:, 3] != 0).sum()  # objects were masked
+    check_events(both.numpy(), "masked and resampled view")
+    with pytest.raises(ValueError, match="mask_probability in \\[0, 1\\)"):
+        TrainConfig(mask_probability=1.0)
