@@ -32,7 +32,9 @@ def _comparable(state: dict) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss", LOSSES)
+# vicreg's loss and gradient under DDP are checked in test_ddp_gradients.py; here Adam's first step turns the
+# float noise of its near-zero head-bias gradients into whole learning-rate steps, so weights cannot compare
+@pytest.mark.parametrize("loss", [loss for loss in LOSSES if loss != "vicreg"])
 def test_ddp_step_matches_one_worker_and_one_device(local_ray, tmp_path, loss):
     """One global batch = one step: the loss and the updated weights of 2 Ray Train workers equal those
     of 1 worker and of the plain loop (CLR and AnomCLR take their negatives from the global batch)."""
@@ -41,7 +43,8 @@ def test_ddp_step_matches_one_worker_and_one_device(local_ray, tmp_path, loss):
     pre = Preprocessor.fit(load_dataset(data).train)
     two = pretrain_distributed(data, MODEL, cfg, ScalingSpec(num_workers=2), tmp_path, "two", pre)
     one = pretrain_distributed(data, MODEL, cfg, ScalingSpec(num_workers=1), tmp_path, "one", pre)
-    local, local_history = pretrain(load_dataset(data).train, pre, MODEL, cfg, CPU, log=None)
+    local, local_history = pretrain(load_dataset(data).train, pre, MODEL, cfg, CPU, log=None,
+                                    labels=load_dataset(data).train_labels)
     assert two.metrics["loss_history"][0] == pytest.approx(one.metrics["loss_history"][0], rel=1e-5)
     assert one.metrics["loss_history"][0] == pytest.approx(local_history[0], rel=1e-5)
     for other in (two, one):

@@ -15,8 +15,8 @@ def test_embedding_comparison_runs_every_method_and_encoder_and_reports_against_
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     out = subprocess.run([sys.executable, str(REPO / "studies" / "embedding_comparison.py"), "--smoke", "--dims", "4", "8",
                           "--tracking-uri", uri, "--storage", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep"),
-                          "--set", "data.n_train=1000", "data.n_test=1000", "data.n_test_signal=500", "train.epochs=1",
-                          "score.epochs=2"], capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+                          "--set", "data.n_train=600", "data.n_test=600", "data.n_test_signal=300", "train.epochs=1",
+                          "score.epochs=1"], capture_output=True, text=True, timeout=2400, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     trials = read_trials(uri, "embedding_comparison_smoke")
     runs = sorted((t.method, t.params["model.kind"], t.params["model.embedding_dim"]) for t in trials if t.method != "ae_raw")
