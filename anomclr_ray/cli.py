@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -128,6 +129,61 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nplm(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from . import configs
+    from .evaluate import raw_inputs
+    from .events.dataset import load_dataset
+    from .events.preprocess import Preprocessor
+    from .figures import plot_lines, plot_null
+    from .names import BASELINE, method_color
+    from .nplm import NPLMJob, ToyStore, nplm_test, plan
+    from .pretrain import choose_device, load_checkpoint, represent
+    from .raycluster import connect
+
+    job = _job(NPLMJob, args)
+    device = choose_device(args.device)
+    workers = args.workers if args.workers is not None else (0 if device.type == "cuda" else len(os.sched_getaffinity(0)))
+    models = [(p, *load_checkpoint(p, device)) for p in args.checkpoint]
+    data = load_dataset(job.data)
+    inputs = {} if args.no_raw else {BASELINE: (None, lambda x, p=Preprocessor.fit(data.train): raw_inputs(p, x))}
+    for i, (path, model, pre, cfg) in enumerate(models):
+        inputs[cfg.loss if cfg.loss not in inputs else f"{cfg.loss}_{i}"] = (
+            path, lambda x, m=model, p=pre: represent(m, p, x, device))
+    if not inputs:
+        raise ValueError("nothing to test: give --checkpoint, or leave out --no-raw")
+    if workers:
+        connect(args.address)
+    args.out.mkdir(parents=True, exist_ok=True)
+    configs.dump(job, args.out / CONFIG_FILE)
+    results, summary = {}, {}
+    for name, (path, embed) in inputs.items():
+        key = {"nplm": configs.to_plain(job.nplm), "data": configs.to_plain(job.data),
+               "input": str(Path(path).resolve()) if path else BASELINE}
+        store = ToyStore(args.out / name / "toys.jsonl", key)
+        before, t0 = len(store.done), time.perf_counter()
+        res = nplm_test(embed(data.test_background), {s: embed(x) for s, x in data.test_signals.items()}, job.nplm,
+                        store, workers, progress=not args.quiet, device=device if not workers else "cpu")
+        ran = len(plan(job.nplm, data.test_signals)) - before
+        results[name] = res
+        summary[name] = {"input": key["input"], "dimension": res.dimension, "sigma": res.sigma, "null_dof": res.dof,
+                         "toys_run": ran, "wall_s": time.perf_counter() - t0, "workers": workers,
+                         "metrics": res.metrics()}
+        print(f"{name}: {res.dimension} dims, sigma {res.sigma:g}, null chi2 dof {res.dof:.1f}; P(Z>3) "
+              + ", ".join(f"{s} {f:g}: {res.power(s, f):.2f}" for s, f in res.signal))
+    (args.out / "nplm.json").write_text(json.dumps(summary, indent=2))
+    panels = {s: L.SIGNAL_LATEX[s] for s in data.test_signals}
+    plot_lines({n: r.power_table() for n, r in results.items()}, panels, args.out / "power.png",
+               "injected signal fraction", "P(Z > 3)",
+               {n: (method_color(n, f"C{i}"), "-") for i, n in enumerate(results)}, log_x=False)
+    plot_null({n: (r.null, r.dof) for n, r in results.items()}, args.out / "null.png")
+    print(f"wrote nplm.json, power.png, null.png, {CONFIG_FILE} and the toys (<input>/toys.jsonl: a rerun "
+          f"skips them) to {args.out}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .report import build_report
     from .tracking import absolute_uri, check_tracking
@@ -140,7 +196,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    import os
     import subprocess
 
     from .tracking import absolute_uri, check_tracking, client
@@ -231,6 +286,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ae-raw", action="store_true")
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_score)
+
+    n = sub.add_parser("nplm", help="the signal-agnostic NPLM test on raw inputs and on checkpoints' representations",
+                       description="NPLM (kernel logistic regression of data against a reference, null and signal "
+                                   "toys) on the test split; every setting is a field of NPLMJob (data, nplm), at "
+                                   "its default unless --config or --set says otherwise. Toys run as Ray tasks; a "
+                                   "rerun into the same --out skips the toys it finished.")
+    n.add_argument("--checkpoint", type=Path, nargs="*", default=[])
+    n.add_argument("--out", type=Path, required=True, help="folder for nplm.json, power.png, null.png, the toys")
+    _config_arguments(n, "nplm.toys=50 nplm.centres=500 nplm.fractions=[0.005,0.01]")
+    n.add_argument("--no-raw", action="store_true", help="not the raw preprocessed events")
+    n.add_argument("--workers", type=_non_negative, default=None,
+                   help="toys at once as Ray tasks, one CPU each; 0: in this process (default: every CPU here, "
+                        "or 0 with CUDA, where the toys run on the GPU)")
+    n.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    n.add_argument("--device", default="auto")
+    n.add_argument("--quiet", action="store_true", help="no progress bar")
+    n.set_defaults(func=_nplm)
 
     from .names import MEAN, metric_key
     from .tracking import default_tracking_uri

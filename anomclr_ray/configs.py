@@ -2,7 +2,8 @@
 back) and the one override grammar, `section.field=value`, of study scripts and the CLI.
 
 Defaults live in the dataclasses only. An override names a field by its dotted path (`train.epochs`,
-`model.model_dim`, `eps_s`); its value is read as YAML (a string field takes the text as it is),
+`model.model_dim`, `eps_s`; a field of an optional section that is off, `score.nplm.toys`, turns it
+on with its defaults, and `score.nplm=null` turns it off); its value is read as YAML (a string field takes the text as it is),
 checked against the field's type, and the config is built once at the end, so its own validation
 (`__post_init__`) judges the result. Like nanoGPT's configurator and minGPT's `merge_from_args`, but
 typed: an unknown key is refused with the valid ones, a wrong type with the type expected.
@@ -115,13 +116,14 @@ def _assign(cls: type, plain: dict, path: list[str], value: Any, key: str, text:
     if name not in fields:
         level = key[: len(key) - len(".".join(path))].rstrip(".")
         raise ConfigError(f"unknown key {key!r}: {cls.__name__}{f' ({level})' if level else ''} has "
-                          f"{', '.join(f'{k}.*' if dataclasses.is_dataclass(t) else k for k, t in fields.items())}")
+                          f"{', '.join(f'{k}.*' if _section(t) else k for k, t in fields.items())}")
     tp = fields[name]
     if len(path) > 1:
-        if not dataclasses.is_dataclass(tp):
+        if (section := _section(tp)) is None:
             raise ConfigError(f"unknown key {key!r}: {name} is a value, not a section")
-        sub = plain.setdefault(name, {})
-        _assign(tp, sub, path[1:], value, key, text)
+        if plain.get(name) is None:  # an optional section that is off: setting a field turns it on
+            plain[name] = {}
+        _assign(section, plain[name], path[1:], value, key, text)
         return
     if dataclasses.is_dataclass(tp):
         raise ConfigError(f"key {key!r} is a section: set its fields, e.g. {key}.{next(iter(field_types(tp)))}=...")
@@ -131,6 +133,16 @@ def _assign(cls: type, plain: dict, path: list[str], value: Any, key: str, text:
         except yaml.YAMLError as err:
             raise ConfigError(f"{key}: value {value!r} is not YAML: {err}") from None
     plain[name] = to_plain(_coerce(tp, value, key))
+
+
+def _section(tp: Any) -> type | None:
+    """The config dataclass of a section field: `tp` itself, or X of an optional section `X | None`."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    options = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(options) == 1 and dataclasses.is_dataclass(options[0]):
+        return options[0]
+    return None
 
 
 def _takes_text(tp: Any) -> bool:

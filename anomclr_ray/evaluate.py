@@ -16,6 +16,7 @@ from .events.dataset import DataConfig, Dataset
 from .events.preprocess import Preprocessor
 from .metrics import Roc, roc, signal_metrics
 from .names import MEAN, MEAN_METRICS, PROBE_ACCURACY, SIGNAL_METRICS, metric_key
+from .nplm import nplm_test
 from .score import ScoreConfig, fit_autoencoders
 
 
@@ -48,6 +49,7 @@ class Evaluation:
     curves: dict[str, Roc]
     validation: Metrics = field(default_factory=dict)
     probe_accuracy: float | None = None  # `linear_probe` on the test background, when it has labels
+    nplm: dict[str, float] = field(default_factory=dict)  # `NPLMResult.metrics()` with score.nplm, else empty
 
     def summary(self) -> dict[str, dict[str, float]]:
         """{signal: {name: mean, name_std: std}} on the test set."""
@@ -55,9 +57,10 @@ class Evaluation:
 
     def flat_metrics(self) -> dict[str, float]:
         """MLflow / Tune metrics (keys: `names.metric_key`): per signal, mean and std over AE seeds,
-        means over the signals; with a validation set, the same on it; the probe's accuracy."""
+        means over the signals; with a validation set, the same on it; the probe's accuracy; NPLM's power
+        and median Z per signal and injection."""
         return {**_flat(self.metrics, False), **(_flat(self.validation, True) if self.validation else {}),
-                **({} if self.probe_accuracy is None else {PROBE_ACCURACY: self.probe_accuracy})}
+                **({} if self.probe_accuracy is None else {PROBE_ACCURACY: self.probe_accuracy}), **self.nplm}
 
 
 def _summary(metrics: Metrics) -> dict[str, dict[str, float]]:
@@ -138,11 +141,15 @@ def evaluate_splits(embed: Callable[[np.ndarray], torch.Tensor], data: Dataset, 
                     seeds: tuple[int, ...] = (0,), eps_s: float = 0.3) -> Evaluation:
     """The evaluation of trials and of `anomclr score`: every split of `data` embedded once (`embed`:
     events -> AE inputs, e.g. an encoder's representations or `raw_inputs`), then `evaluate`, on the
-    validation split too when `data` has one, and the linear probe when it has process labels."""
+    validation split too when `data` has one, the linear probe when it has process labels, and NPLM on
+    the test split (its background and signals as the toys' pools) with `cfg.nplm`."""
     validation = None if data.val_background is None else (
         embed(data.val_background), {s: embed(x) for s, x in data.val_signals.items()})
     train, test = embed(data.train), embed(data.test_background)
-    ev = evaluate(train, test, {s: embed(x) for s, x in data.test_signals.items()}, cfg, seeds, eps_s, validation)
+    test_signals = {s: embed(x) for s, x in data.test_signals.items()}
+    ev = evaluate(train, test, test_signals, cfg, seeds, eps_s, validation)
     if data.train_labels is not None and data.test_labels is not None:
         ev.probe_accuracy = linear_probe(train, data.train_labels, test, data.test_labels)
+    if cfg.nplm is not None:
+        ev.nplm = nplm_test(test, test_signals, cfg.nplm).metrics()
     return ev

@@ -228,3 +228,25 @@ def plot_search(points: dict[str, list[tuple[str, float, bool]]], path: str | Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_null(null: dict[str, tuple[np.ndarray, float]], path: str | Path) -> Path:
+    """NPLM's null toys per input ({name: (t of the null toys, dof of the χ² fitted to them)}): their
+    histogram against the fitted χ² density, the check that the asymptotic Z can be trusted."""
+    from scipy import stats
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(null), figsize=(4 * len(null), 3.4), squeeze=False)
+    for ax, (name, (t, dof)) in zip(axes[0], null.items()):
+        ax.hist(t, bins=min(30, max(5, len(t) // 5)), density=True, histtype="stepfilled", alpha=0.4,
+                color=method_color(name, "C0"), label=f"{len(t)} null toys")
+        grid = np.linspace(max(0.0, min(t.min(), stats.chi2.ppf(1e-3, dof))), max(t.max(), stats.chi2.ppf(0.999, dof)), 200)
+        ax.plot(grid, stats.chi2.pdf(grid, dof), color="black", label=rf"$\chi^2_{{{dof:.1f}}}$")
+        ax.set_title(method_label(name))
+        ax.set_xlabel("t")
+        ax.legend(fontsize=8)
+    axes[0, 0].set_ylabel("density")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

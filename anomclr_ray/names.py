@@ -116,6 +116,30 @@ def parse_metric_key(key: str) -> MetricKey:
         raise ValueError(f"{key!r} is not a metric key (<name>/<signal>, e.g. auc/ato4l, val_auc/mean): {err}") from None
 
 
+NPLM_POWER, NPLM_Z = "nplm_power", "nplm_z"  # NPLM: P(Z > 3) and median Z per signal and injection fraction
+NPLM_NULL_DOF = "nplm/null_dof"  # the degrees of freedom of the chi2 fitted to the null toys
+
+
+def nplm_key(name: str, signal: str, fraction: float) -> str:
+    """`nplm_key(NPLM_POWER, "ato4l", 0.005)` -> "nplm_power/ato4l/0.005"."""
+    if name not in (NPLM_POWER, NPLM_Z):
+        raise ValueError(f"NPLM metric {name!r}: expected {NPLM_POWER} or {NPLM_Z}")
+    if signal not in L.SIGNALS:
+        raise ValueError(f"signal {signal!r}: expected one of {', '.join(L.SIGNALS)}")
+    return f"{name}/{signal}/{fraction:g}"
+
+
+def parse_nplm_key(key: str) -> tuple[str, str, float] | None:
+    """(name, signal, fraction) of an `nplm_key`, or None for any other key."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] not in (NPLM_POWER, NPLM_Z) or parts[1] not in L.SIGNALS:
+        return None
+    try:
+        return parts[0], parts[1], float(parts[2])
+    except ValueError:
+        return None
+
+
 def objective_keys(signals: tuple[str, ...], validation: bool) -> set[str]:
     """What a study can maximise: AUC or SI per signal or their mean, on the test set and, with a
     validation set, on it."""

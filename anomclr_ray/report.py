@@ -25,8 +25,8 @@ import numpy as np
 from .events import layout as L
 from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_search, plot_versus
 from .metrics import load_curves
-from .names import (BASELINE, MEAN, METHOD_KEY, METHODS, PROBE_ACCURACY, SIGNAL_METRICS, applies, method_color,
-                    method_label, metric_key, parse_metric_key)
+from .names import (BASELINE, MEAN, METHOD_KEY, METHODS, NPLM_POWER, PROBE_ACCURACY, SIGNAL_METRICS, applies,
+                    method_color, method_label, metric_key, parse_metric_key, parse_nplm_key)
 from .tracking import TRIAL_TAG, client
 
 SEEDS = ("train.seed",)  # replicas, not ablation axes
@@ -218,6 +218,30 @@ def _comparison_section(done: list[Trial], axis: str, groups: list[str], out: Pa
     return md + [""]
 
 
+def _nplm_section(done: list[Trial], axes: list[str], out: Path) -> list[str]:
+    """NPLM's detection power against the injected signal fraction, a panel per signal, one line per
+    method x the study's other axes (seeds averaged: mean ± std over the trials)."""
+    lines: dict[str, dict[float, dict[str, list[float]]]] = {}
+    styles: dict[str, tuple[str, str]] = {}
+    for t in done:
+        label = " · ".join([method_label(t.method), *(f"{a.partition('.')[2] or a}={t.params[a]}" for a in axes
+                                                       if a not in (*SEEDS, METHOD_KEY) and applies(t.method, a))])
+        styles.setdefault(label, (method_color(t.method, f"C{len(styles)}"), "-"))
+        for key, value in t.metrics.items():
+            if (parsed := parse_nplm_key(key)) and parsed[0] == NPLM_POWER:
+                lines.setdefault(label, {}).setdefault(parsed[2], {}).setdefault(parsed[1], []).append(value)
+    if not lines:
+        return []
+    series = {label: {f: {k: v for sig, vs in by.items() for k, v in ((sig, np.mean(vs)), (f"{sig}_std", np.std(vs)))}
+                      for f, by in pts.items()} for label, pts in lines.items()}
+    signals = [s for s in L.SIGNALS if any(s in by for pts in lines.values() for by in pts.values())]
+    plot_lines(series, {s: L.SIGNAL_LATEX[s] for s in signals}, out / "nplm_power.png", "injected signal fraction",
+               "P(Z > 3)", styles, log_x=False)
+    return ["## NPLM detection power", "", "P(Z > 3) of the signal-agnostic test (NPLM toys, Z from the χ² fitted "
+            "to the null toys) against the injected signal fraction; mean ± std over the trials of each line.", "",
+            "![NPLM power](nplm_power.png)", ""]
+
+
 def _mean_std(values: list[float]) -> tuple[float, float] | None:
     return (float(np.mean(values)), float(np.std(values))) if values else None
 
@@ -268,6 +292,7 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = m
             else:
                 for axis in ablations:
                     md += _axis_section(done, axis, [a for a in encoder_axes if a not in (*SEEDS, axis)], out)
+        md += _nplm_section(done, axes, out)
         with tempfile.TemporaryDirectory() as tmp:
             if curves := _best_curves(uri, done, metric, Path(tmp)):
                 plot_curves(curves, out)

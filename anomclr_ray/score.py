@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .nplm import NPLMConfig
+
 
 @dataclass(frozen=True)
 class ScoreConfig:
@@ -23,6 +25,9 @@ class ScoreConfig:
     batch_size: int = 512
     patience: int = 5  # early stopping on the background validation split
     validation_fraction: float = 0.2
+    # the signal-agnostic test on the same inputs (the test split's background and signals as its pools);
+    # None: off. `--set score.nplm.toys=20` turns it on.
+    nplm: NPLMConfig | None = None
 
     def __post_init__(self):
         if self.bottleneck < 1:

@@ -16,7 +16,7 @@ LAYERS = (
     "storage", "raycluster",
     "events.generation.processes", "events.generation.detector", "events.generation.pythia_chunk",
     "events.generation.runner", "events.generation",
-    "augment", "model", "losses", "names", "pretrain", "score", "metrics", "evaluate",
+    "augment", "model", "losses", "names", "nplm", "pretrain", "score", "metrics", "evaluate",
     "monitoring", "distributed", "tracking", "figures", "report", "study", "study_script", "ui", "cli",
 )
 
