@@ -197,10 +197,7 @@ def _comparison_section(done: list[Trial], axis: str, groups: list[str], out: Pa
         if t.method != BASELINE:
             combos.setdefault(" · ".join(method_label(t.params[g]) if g == METHOD_KEY else t.params[g]
                                          for g in groups), []).append(t)
-    kinds = sorted({t.params.get("model.kind", "") for t in done})
-    styles = {label: (method_color(members[0].method, f"C{i}"),
-                      ("-", "--", ":")[kinds.index(members[0].params.get("model.kind", "")) % 3])
-              for i, (label, members) in enumerate(combos.items())}
+    styles = {label: _style(members[0], done, i) for i, (label, members) in enumerate(combos.items())}
     signals = [s for s in L.SIGNALS if any(metric_key("auc", s) in t.metrics for t in done)]
     label, md = AXIS_LABELS.get(axis, axis), [f"## Against `{axis}`", ""]
     for metric, title in (("auc", "AUC"), ("si", "SI at ε_S = 0.3"), (PROBE_ACCURACY, "linear-probe accuracy")):
@@ -218,6 +215,12 @@ def _comparison_section(done: list[Trial], axis: str, groups: list[str], out: Pa
     return md + [""]
 
 
+def _style(trial: Trial, trials: list[Trial], i: int) -> tuple[str, str]:
+    """A line's (colour, line style): the method's colour, a line style per encoder kind among `trials`."""
+    kinds = sorted({t.params.get("model.kind", "") for t in trials})
+    return method_color(trial.method, f"C{i}"), ("-", "--", ":")[kinds.index(trial.params.get("model.kind", "")) % 3]
+
+
 def _nplm_section(done: list[Trial], axes: list[str], out: Path) -> list[str]:
     """NPLM's detection power against the injected signal fraction, a panel per signal, one line per
     method x the study's other axes (seeds averaged: mean ± std over the trials)."""
@@ -226,7 +229,7 @@ def _nplm_section(done: list[Trial], axes: list[str], out: Path) -> list[str]:
     for t in done:
         label = " · ".join([method_label(t.method), *(f"{a.partition('.')[2] or a}={t.params[a]}" for a in axes
                                                        if a not in (*SEEDS, METHOD_KEY) and applies(t.method, a))])
-        styles.setdefault(label, (method_color(t.method, f"C{len(styles)}"), "-"))
+        styles.setdefault(label, _style(t, done, len(styles)))
         for key, value in t.metrics.items():
             if (parsed := parse_nplm_key(key)) and parsed[0] == NPLM_POWER:
                 lines.setdefault(label, {}).setdefault(parsed[2], {}).setdefault(parsed[1], []).append(value)

@@ -7,6 +7,9 @@ the embedding dimension, one line per method x encoder.
     python studies/embedding_comparison.py --dims 2 4 8 16
     python studies/embedding_comparison.py --paper --address auto --gpu
 
+Every trial also runs NPLM, the signal-agnostic test, on its embedding (`score.nplm`: toys sized to the
+test split; the report plots its power P(Z > 3) against the injected signal fraction).
+
 One temperature for all (train.temperature, 0.1: theirs for the transformer; their MLP runs used 0.9,
 `--set train.temperature=0.9`). The AE bottleneck is half the smallest embedding dimension, the same
 for every trial and for AE-Raw.
@@ -16,6 +19,9 @@ from anomclr_ray import names, study_script
 
 METHODS = ["simclr", "supcon", "vicreg", "anomclr_plus"]
 ENCODERS = ["mlp", "transformer"]
+# NPLM per size: smoke toys take seconds; the reproduction size's pools are its 40k test events
+NPLM = {"smoke": {"toys": 10, "null_toys": 30, "n_reference": 2500, "n_background": 500, "centres": 200},
+        "reproduction": {"toys": 30, "null_toys": 100, "centres": 500}, "paper": {}}
 
 
 def main() -> None:
@@ -26,7 +32,8 @@ def main() -> None:
     space = {names.METHOD_KEY: {"grid": METHODS}, "model.kind": {"grid": ENCODERS},
              "model.embedding_dim": {"grid": args.dims}, "train.seed": {"grid": seeds}}
     study = study_script.study(args, "embedding_comparison", space, baseline=True,
-                               **{"score.bottleneck": max(1, min(args.dims) // 2)})
+                               **{"score.bottleneck": max(1, min(args.dims) // 2),
+                                  "score.nplm": NPLM[study_script.size(args)]})
     study_script.run(study, args)
 
 

@@ -35,7 +35,8 @@ def free_port() -> int:
 
 def log_synthetic_study(uri: str, name: str, trials: list[dict], tmp: Path) -> str:
     """A study's MLflow records without training: each trial dict gives `params` (flat, as the study logs
-    them), `auc` (per-signal AUCs), and optionally `epoch` / `budget` / `probe` (the probe's accuracy). Returns the experiment id."""
+    them), `auc` (per-signal AUCs), and optionally `epoch` / `budget` / `probe` (the probe's accuracy) / `metrics`
+    (any others). Returns the experiment id."""
     from anomclr_ray.metrics import roc, save_curves
     from anomclr_ray.tracking import experiment_id, log_trial, start_parent_run
 
@@ -51,6 +52,7 @@ def log_synthetic_study(uri: str, name: str, trials: list[dict], tmp: Path) -> s
         metrics["si/mean"] = 2 * metrics["auc/mean"]
         if "probe" in t:
             metrics["probe/accuracy"] = t["probe"]
+        metrics |= t.get("metrics", {})
         curves_file = tmp / f"curves_{i}" / "curves.npz"
         curves_file.parent.mkdir(parents=True, exist_ok=True)
         save_curves({s: roc(rng.normal(0, 1, 500), rng.normal(a, 1, 200)) for s, a in t["auc"].items()}, curves_file)

@@ -1,5 +1,5 @@
 """The companion method's study end to end through Ray Tune + Ray Train + MLflow: every method x encoder
-at two embedding dimensions, the AE-Raw baseline once, the linear probe, the comparison report."""
+at two embedding dimensions, the AE-Raw baseline once, the linear probe, NPLM's power, the comparison report."""
 
 import subprocess
 import sys
@@ -16,7 +16,8 @@ def test_embedding_comparison_runs_every_method_and_encoder_and_reports_against_
     out = subprocess.run([sys.executable, str(REPO / "studies" / "embedding_comparison.py"), "--smoke", "--dims", "4", "8",
                           "--tracking-uri", uri, "--storage", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep"),
                           "--set", "data.n_train=600", "data.n_test=600", "data.n_test_signal=300", "train.epochs=1",
-                          "score.epochs=1"], capture_output=True, text=True, timeout=2400, cwd=tmp_path)
+                          "score.epochs=1", "score.nplm.n_reference=300", "score.nplm.n_background=100",
+                          "score.nplm.centres=50"], capture_output=True, text=True, timeout=2400, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     trials = read_trials(uri, "embedding_comparison_smoke")
     runs = sorted((t.method, t.params["model.kind"], t.params["model.embedding_dim"]) for t in trials if t.method != "ae_raw")
@@ -24,5 +25,8 @@ def test_embedding_comparison_runs_every_method_and_encoder_and_reports_against_
                           for d in ("4", "8"))
     assert [t.method for t in trials].count("ae_raw") == 1
     assert all(0.25 < t.metrics["probe/accuracy"] <= 1 and 0 < t.metrics["auc/mean"] < 1 for t in trials)
+    assert all(0 <= t.metrics[f"nplm_power/{s}/{f}"] <= 1 and t.metrics["nplm/null_dof"] > 0 for t in trials
+               for s in ("ato4l", "hc_taunu") for f in ("0.001", "0.01"))
     md = (tmp_path / "rep" / "embedding_comparison_smoke" / "report.md").read_text()
     assert "## Against `model.embedding_dim`" in md and "(cmp_probe_accuracy.png)" in md
+    assert "(nplm_power.png)" in md and (tmp_path / "rep" / "embedding_comparison_smoke" / "nplm_power.png").exists()

@@ -97,19 +97,23 @@ def test_search_report_plots_the_objective_against_each_parameter(tmp_path):
                                        rng.uniform(1e-5, 1e-3, 6), ["ao", "cs"] * 3)]
     log_synthetic_study(uri, "hpo", trials, tmp_path)
     md = build_report(uri, "hpo", tmp_path / "rep").read_text()
-    assert "![search](search.png)" in md and "## By " not in md
+    assert "![search](search.png)" in md and "## By " not in md and "NPLM" not in md
     assert (tmp_path / "rep" / "search.png").stat().st_size > 20_000
 
 
 def test_an_embedding_comparison_plots_one_line_per_method_and_encoder_against_the_dimension(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     trials = [{"params": {"method": m, "model": {"kind": k, "embedding_dim": d}, "train": {"seed": s}},
-               "auc": shifted(0.01 * d / 4 + (0.02 if k == "mlp" else 0)), "probe": 0.6 + 0.01 * d}
+               "auc": shifted(0.01 * d / 4 + (0.02 if k == "mlp" else 0)), "probe": 0.6 + 0.01 * d,
+               "metrics": {f"nplm_power/{sig}/{f:g}": min(1.0, f * d * 20) for sig in ("ato4l", "hc_taunu")
+                           for f in (0.001, 0.005, 0.01)}}
               for m in ("simclr", "vicreg") for k in ("mlp", "transformer") for d in (4, 16) for s in (0, 1)]
-    trials.append({"params": {"method": "ae_raw", "train": {"seed": 0}}, "auc": shifted(-0.1), "probe": 0.55})
+    trials.append({"params": {"method": "ae_raw", "train": {"seed": 0}}, "auc": shifted(-0.1), "probe": 0.55,
+                   "metrics": {"nplm_power/ato4l/0.01": 0.3}})
     log_synthetic_study(uri, "emb", trials, tmp_path)
     md = build_report(uri, "emb", tmp_path / "rep").read_text()
     assert "## Against `model.embedding_dim`" in md and "dashed: AE-Raw" in md
     for name in ("cmp_auc.png", "cmp_si.png", "cmp_probe_accuracy.png"):
         assert f"({name})" in md and (tmp_path / "rep" / name).stat().st_size > 20_000
     assert "By `model.kind`" not in md  # the comparison replaces the per-axis bars
+    assert "## NPLM detection power" in md and (tmp_path / "rep" / "nplm_power.png").stat().st_size > 20_000
