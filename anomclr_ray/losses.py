@@ -84,6 +84,8 @@ def _positive_logits(z: torch.Tensor, zp: torch.Tensor, za: torch.Tensor | None,
 def _similarities(z: torch.Tensor, zp: torch.Tensor, temperature: float, shard: Shard):
     """s(a, k)/tau of the local anchors a = [z; z'] (2B) against the global views k (2G: all events, then
     all second views), and the masks of k = a and of k = p(a)."""
+    if len(z) * shard.world < 2:
+        raise ValueError("losses: a global batch of 1 event has no negatives (clr/anomclr/simclr/supcon need >= 2 events)")
     b = len(z)
     g = b * shard.world  # global batch
     keys = torch.cat([shard.gather(z), shard.gather(zp)])  # (2G, D)
@@ -100,9 +102,12 @@ def _log_negatives(z: torch.Tensor, zp: torch.Tensor, temperature: float, shard:
                    partner_in_denominator: bool = False) -> torch.Tensor:
     """(2B,) log sum_k exp(s(a, k)/tau) over the global views k other than a and, unless
     `partner_in_denominator` (SimCLR), its partner; for the local anchors a = [z; z']."""
-    if len(z) * shard.world < 2:
-        raise ValueError("losses: a global batch of 1 event has no negatives (clr/anomclr/simclr/supcon need >= 2 events)")
-    sim, itself, partner = _similarities(z, zp, temperature, shard)
+    return _log_denominator(*_similarities(z, zp, temperature, shard), partner_in_denominator)
+
+
+def _log_denominator(sim: torch.Tensor, itself: torch.Tensor, partner: torch.Tensor,
+                     partner_in_denominator: bool) -> torch.Tensor:
+    """`_log_negatives` from the similarities and masks of `_similarities`."""
     excluded = itself if partner_in_denominator else itself | partner
     return torch.logsumexp(sim.masked_fill(excluded, float("-inf")), dim=1)
 
@@ -143,8 +148,8 @@ def supcon_loss(h: torch.Tensor, h2: torch.Tensor, labels: torch.Tensor | None, 
         raise ValueError("losses: supcon needs the background process labels of the batch (a data set with "
                          "`process_label`)")
     z, zp = _unit(h, h2)
-    log_den = _log_negatives(z, zp, temperature, shard, partner_in_denominator=True)
-    sim, itself, _ = _similarities(z, zp, temperature, shard)
+    sim, itself, partner = _similarities(z, zp, temperature, shard)
+    log_den = _log_denominator(sim, itself, partner, partner_in_denominator=True)
     keys = shard.gather(labels.to(z.device).view(-1, 1).float()).view(-1).repeat(2)  # (2G,) labels of the views
     positive = (labels.to(z.device).float().repeat(2)[:, None] == keys[None, :]) & ~itself
     mean_positive = (sim * positive).sum(1) / positive.sum(1)  # the partner is always one: no division by 0
