@@ -5,7 +5,8 @@
 trials), `trials.csv` (one row per trial: params, latest metrics), and figures: `by_<param>.png` bars
 per value of a varied categorical parameter such as the augmentation mix (Fig. 2), `vs_<param>.png`
 for a varied number such as the representation dimension (Fig. 3), `roc.png` / `si.png` for the best
-trial of each method. It works on a study still running: figures use the trials that have finished
+trial of each method, `nplm_power.png` (NPLM's P(Z > 3) against the injected fraction) when the trials
+ran `score.nplm`. It works on a study still running: figures use the trials that have finished
 their budget, the tables say how many are still going.
 
 Error bars: the std over the trials of a group (seeds); a group of one trial shows the std over its

@@ -13,6 +13,7 @@ from conftest import REPO
 from anomclr_ray import study_script
 from anomclr_ray.cli import _job, build_parser
 from anomclr_ray.evaluate import ScoreJob
+from anomclr_ray.nplm import NPLMJob
 from anomclr_ray.pretrain import PretrainJob
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -34,7 +35,7 @@ COMMANDS = _commands()
 
 def test_the_pages_show_the_tour_commands():
     shown = {" ".join(w[:2]) for _, w in COMMANDS}
-    assert {"anomclr pretrain", "anomclr score", "anomclr ui", "anomclr validate",
+    assert {"anomclr pretrain", "anomclr score", "anomclr nplm", "anomclr ui", "anomclr validate",
             "python studies/ablation_augmentations.py", "python studies/loss_comparison.py"} <= shown
 
 
@@ -42,7 +43,7 @@ def test_the_pages_show_the_tour_commands():
 def test_every_command_shown_runs_as_written(page, words, monkeypatch):
     if words[0] == "anomclr":
         args = build_parser().parse_args(words[1:])
-        job = {"pretrain": PretrainJob, "score": ScoreJob}.get(args.command)
+        job = {"pretrain": PretrainJob, "score": ScoreJob, "nplm": NPLMJob}.get(args.command)
         if job:
             _job(job, args)  # every --set key and value is valid
         return
