@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .events import layout as L
-from .events.preprocess import N_INPUT_FEATURES
+from .events.preprocess import N_INPUT_FEATURES, N_KINEMATIC
 
 KINDS = ("transformer", "mlp")
 
@@ -142,7 +142,7 @@ class MLPEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        widths = [L.N_SLOTS * 3, *cfg.mlp_widths]
+        widths = [L.N_SLOTS * N_KINEMATIC, *cfg.mlp_widths]
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.LeakyReLU()]
@@ -150,7 +150,7 @@ class MLPEncoder(nn.Module):
         self.head = _head(cfg)
 
     def represent(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x[..., :3].flatten(1))
+        return self.net(x[..., :N_KINEMATIC].flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.represent(x))

@@ -20,7 +20,8 @@ from . import layout as L
 
 ETA_SCALE = 4.0
 PHI_SCALE = math.pi
-N_INPUT_FEATURES = 3 + L.N_TYPES  # scaled (pT, eta, phi) + one-hot (MET, e, mu, jet)
+N_KINEMATIC = 3  # the first inputs of a slot: scaled (pT, eta, phi)
+N_INPUT_FEATURES = N_KINEMATIC + L.N_TYPES  # scaled (pT, eta, phi) + one-hot (MET, e, mu, jet)
 
 
 @dataclass(frozen=True)
