@@ -138,8 +138,8 @@ def _nplm(args: argparse.Namespace) -> int:
     from .events.dataset import load_dataset
     from .events.preprocess import Preprocessor
     from .figures import plot_lines, plot_null
-    from .names import BASELINE, method_color
-    from .nplm import NPLMJob, ToyStore, nplm_test, plan
+    from .names import BASELINE, method_color, method_label
+    from .nplm import POWER_RANGE, NPLMJob, ToyStore, nplm_test, plan
     from .pretrain import choose_device, load_checkpoint, represent
     from .raycluster import connect
 
@@ -175,9 +175,10 @@ def _nplm(args: argparse.Namespace) -> int:
               + ", ".join(f"{s} {f:g}: {res.power(s, f):.2f}" for s, f in res.signal))
     (args.out / "nplm.json").write_text(json.dumps(summary, indent=2))
     panels = {s: L.SIGNAL_LATEX[s] for s in data.test_signals}
-    plot_lines({n: r.power_table() for n, r in results.items()}, panels, args.out / "power.png",
+    plot_lines({method_label(n): r.power_table() for n, r in results.items()}, panels, args.out / "power.png",
                "injected signal fraction", "P(Z > 3)",
-               {n: (method_color(n, f"C{i}"), "-") for i, n in enumerate(results)}, log_x=False)
+               {method_label(n): (method_color(n, f"C{i}"), "-") for i, n in enumerate(results)}, log_x=False,
+               ylim=POWER_RANGE)
     plot_null({n: (r.null, r.dof) for n, r in results.items()}, args.out / "null.png")
     print(f"wrote nplm.json, power.png, null.png, {CONFIG_FILE} and the toys (<input>/toys.jsonl: a rerun "
           f"skips them) to {args.out}")

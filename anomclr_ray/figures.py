@@ -162,7 +162,8 @@ def plot_versus(series: dict[float, Summary], path: str | Path, xlabel: str, met
 
 def plot_lines(lines: dict[str, dict[float, dict[str, float]]], panels: dict[str, str], path: str | Path,
                xlabel: str, ylabel: str, styles: dict[str, tuple[str, str]] | None = None,
-               reference: dict[str, tuple[float, float]] | None = None, log_x: bool = True) -> Path:
+               reference: dict[str, tuple[float, float]] | None = None, log_x: bool = True,
+               ylim: tuple[float, float] | None = None) -> Path:
     """One panel per key of `panels` ({key: title}), in each a line per entry of `lines` against a number:
     lines[label][x] = {key: mean, key + "_std": std}; `styles[label]` = (colour, line style);
     `reference[key]` = (mean, std) drawn dashed with its band (the AE-Raw baseline)."""
@@ -185,6 +186,8 @@ def plot_lines(lines: dict[str, dict[float, dict[str, float]]], panels: dict[str
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
+        if ylim:
+            ax.set_ylim(*ylim)
     axes[0, 0].set_ylabel(ylabel)
     axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()

@@ -94,7 +94,7 @@ def _head(cfg: ModelConfig) -> nn.Sequential:
 
 def padding_mask(x: torch.Tensor) -> torch.Tensor:
     """(B, 19) True on empty slots of preprocessed events (B, 19, 7): their one-hot type is all zero."""
-    return x[..., 3:].sum(-1) == 0
+    return x[..., N_KINEMATIC:].sum(-1) == 0
 
 
 class Encoder(nn.Module):

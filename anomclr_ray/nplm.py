@@ -41,6 +41,7 @@ HIGH_DIMENSION = 16  # above this the kernel test degrades (Metzger et al. work 
 SIGMA_SAMPLE = 2000  # background events whose pairwise distances give σ (theirs: the first 2000)
 POISSON_MARGIN = 6.0  # pools must hold N̄ + 6 √N̄ events: a draw above that is a 6σ fluctuation
 Z_THRESHOLD = 3.0  # power = P(Z > 3)
+POWER_RANGE = (-0.03, 1.03)  # the y range of power figures: a probability, whatever the points
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy as np
 from .events import layout as L
 from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_search, plot_versus
 from .metrics import load_curves
+from .nplm import POWER_RANGE
 from .names import (BASELINE, MEAN, METHOD_KEY, METHODS, NPLM_POWER, PROBE_ACCURACY, SIGNAL_METRICS, applies,
                     method_color, method_label, metric_key, parse_metric_key, parse_nplm_key)
 from .tracking import TRIAL_TAG, client
@@ -240,7 +241,7 @@ def _nplm_section(done: list[Trial], axes: list[str], out: Path) -> list[str]:
                       for f, by in pts.items()} for label, pts in lines.items()}
     signals = [s for s in L.SIGNALS if any(s in by for pts in lines.values() for by in pts.values())]
     plot_lines(series, {s: L.SIGNAL_LATEX[s] for s in signals}, out / "nplm_power.png", "injected signal fraction",
-               "P(Z > 3)", styles, log_x=False)
+               "P(Z > 3)", styles, log_x=False, ylim=POWER_RANGE)
     return ["## NPLM detection power", "", "P(Z > 3) of the signal-agnostic test (NPLM toys, Z from the χ² fitted "
             "to the null toys) against the injected signal fraction; mean ± std over the trials of each line.", "",
             "![NPLM power](nplm_power.png)", ""]
