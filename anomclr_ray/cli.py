@@ -143,6 +143,8 @@ def _nplm(args: argparse.Namespace) -> int:
     from .pretrain import choose_device, load_checkpoint, represent
     from .raycluster import connect
 
+    if args.no_raw and not args.checkpoint:
+        raise ValueError("nothing to test: give --checkpoint, or leave out --no-raw")
     job = _job(NPLMJob, args)
     device = choose_device(args.device)
     workers = args.workers if args.workers is not None else (0 if device.type == "cuda" else len(os.sched_getaffinity(0)))
@@ -152,8 +154,6 @@ def _nplm(args: argparse.Namespace) -> int:
     for i, (path, model, pre, cfg) in enumerate(models):
         inputs[cfg.loss if cfg.loss not in inputs else f"{cfg.loss}_{i}"] = (
             path, lambda x, m=model, p=pre: represent(m, p, x, device))
-    if not inputs:
-        raise ValueError("nothing to test: give --checkpoint, or leave out --no-raw")
     if workers:
         connect(args.address)
     args.out.mkdir(parents=True, exist_ok=True)

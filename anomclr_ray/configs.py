@@ -3,10 +3,11 @@ back) and the one override grammar, `section.field=value`, of study scripts and 
 
 Defaults live in the dataclasses only. An override names a field by its dotted path (`train.epochs`,
 `model.model_dim`, `eps_s`; a field of an optional section that is off, `score.nplm.toys`, turns it
-on with its defaults, and `score.nplm=null` turns it off); its value is read as YAML (a string field takes the text as it is),
-checked against the field's type, and the config is built once at the end, so its own validation
-(`__post_init__`) judges the result. Like nanoGPT's configurator and minGPT's `merge_from_args`, but
-typed: an unknown key is refused with the valid ones, a wrong type with the type expected.
+on with its defaults, and `score.nplm=null` turns it off); its value is read as YAML (a string field
+takes the text as it is), checked against the field's type, and the config is built once at the end,
+so its own validation (`__post_init__`) judges the result. Like nanoGPT's configurator and minGPT's
+`merge_from_args`, but typed: an unknown key is refused with the valid ones, a wrong type with the type
+expected.
 """
 
 from __future__ import annotations

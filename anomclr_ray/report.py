@@ -26,9 +26,9 @@ import numpy as np
 from .events import layout as L
 from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_search, plot_versus
 from .metrics import load_curves
-from .nplm import POWER_RANGE
 from .names import (BASELINE, MEAN, METHOD_KEY, METHODS, NPLM_POWER, PROBE_ACCURACY, SIGNAL_METRICS, applies,
                     method_color, method_label, metric_key, parse_metric_key, parse_nplm_key)
+from .nplm import POWER_RANGE
 from .tracking import TRIAL_TAG, client
 
 SEEDS = ("train.seed",)  # replicas, not ablation axes
