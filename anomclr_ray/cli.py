@@ -87,38 +87,49 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inputs(data, models: list, raw: bool, device) -> dict[str, tuple]:
+    """What `score` and `nplm` test: {name: (checkpoint path or None, events -> inputs)}: AE-Raw's raw
+    preprocessed events unless not `raw` (with the first checkpoint's preprocessing, the one CLR saw, else
+    fitted on the training events), then each checkpoint's representation, named by its loss.
+    `models`: (path, model, preprocessor, train config) per checkpoint."""
+    from .evaluate import raw_inputs
+    from .events.preprocess import Preprocessor
+    from .names import BASELINE
+    from .pretrain import represent
+
+    inputs = {}
+    if raw:
+        pre = models[0][2] if models else Preprocessor.fit(data.train)
+        inputs[BASELINE] = (None, lambda x: raw_inputs(pre, x))
+    for i, (path, model, pre_m, cfg) in enumerate(models):
+        inputs[cfg.loss if cfg.loss not in inputs else f"{cfg.loss}_{i}"] = (
+            path, lambda x, m=model, p=pre_m: represent(m, p, x, device))
+    return inputs
+
+
 def _score(args: argparse.Namespace) -> int:
     import json
 
     from . import configs
-    from .evaluate import ScoreJob, evaluate_splits, raw_inputs
+    from .evaluate import ScoreJob, evaluate_splits
     from .events.dataset import load_dataset
-    from .events.preprocess import N_INPUT_FEATURES, Preprocessor
-    from .pretrain import choose_device, load_checkpoint, represent
+    from .events.preprocess import N_INPUT_FEATURES
+    from .pretrain import choose_device, load_checkpoint
     from .figures import metrics_table, plot_curves
-    from .names import BASELINE
 
     job = _job(ScoreJob, args)
     device = choose_device(args.device)
-    models = [load_checkpoint(p, device) for p in args.checkpoint]
-    for model, _, _ in models:  # configs first: fail before reading data or training anything
+    models = [(p, *load_checkpoint(p, device)) for p in args.checkpoint]
+    for _, model, _, _ in models:  # configs first: fail before reading data or training anything
         job.score.check_input_dim(model.cfg.rep_dim)
     if not args.no_ae_raw:
         job.score.check_input_dim(L.N_SLOTS * N_INPUT_FEATURES)
     data = load_dataset(job.data)
     summaries, curves = {}, {}
-
-    def run(name, embed):
+    for name, (_, embed) in _inputs(data, models, not args.no_ae_raw, device).items():
         ev = evaluate_splits(embed, data, job.score, job.ae_seeds, job.eps_s)
         summaries[name], curves[name] = ev.summary(), ev.curves
         print(f"{name}: " + ", ".join(f"{s} AUC {m['auc']:.3f}" for s, m in summaries[name].items()))
-
-    if not args.no_ae_raw:
-        pre = models[0][1] if models else Preprocessor.fit(data.train)
-        run(BASELINE, lambda x: raw_inputs(pre, x))
-    for i, (model, pre_m, cfg) in enumerate(models):
-        name = cfg.loss if cfg.loss not in summaries else f"{cfg.loss}_{i}"
-        run(name, lambda x, m=model, p=pre_m: represent(m, p, x, device))
     args.out.mkdir(parents=True, exist_ok=True)
     configs.dump(job, args.out / CONFIG_FILE)
     (args.out / "metrics.json").write_text(json.dumps(summaries, indent=2))
@@ -134,13 +145,11 @@ def _nplm(args: argparse.Namespace) -> int:
     import time
 
     from . import configs
-    from .evaluate import raw_inputs
     from .events.dataset import load_dataset
-    from .events.preprocess import Preprocessor
     from .figures import plot_lines, plot_null
     from .names import BASELINE, method_color, method_label
-    from .nplm import POWER_RANGE, NPLMJob, ToyStore, nplm_test, plan
-    from .pretrain import choose_device, load_checkpoint, represent
+    from .nplm import POWER_RANGE, NPLMJob, ToyStore, nplm_test
+    from .pretrain import choose_device, load_checkpoint
     from .raycluster import connect
 
     if args.no_raw and not args.checkpoint:
@@ -150,10 +159,7 @@ def _nplm(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else (0 if device.type == "cuda" else len(os.sched_getaffinity(0)))
     models = [(p, *load_checkpoint(p, device)) for p in args.checkpoint]
     data = load_dataset(job.data)
-    inputs = {} if args.no_raw else {BASELINE: (None, lambda x, p=Preprocessor.fit(data.train): raw_inputs(p, x))}
-    for i, (path, model, pre, cfg) in enumerate(models):
-        inputs[cfg.loss if cfg.loss not in inputs else f"{cfg.loss}_{i}"] = (
-            path, lambda x, m=model, p=pre: represent(m, p, x, device))
+    inputs = _inputs(data, models, not args.no_raw, device)
     if workers:
         connect(args.address)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -166,7 +172,7 @@ def _nplm(args: argparse.Namespace) -> int:
         before, t0 = len(store.done), time.perf_counter()
         res = nplm_test(embed(data.test_background), {s: embed(x) for s, x in data.test_signals.items()}, job.nplm,
                         store, workers, progress=not args.quiet, device=device if not workers else "cpu")
-        ran = len(plan(job.nplm, data.test_signals)) - before
+        ran = len(store.done) - before
         results[name] = res
         summary[name] = {"input": key["input"], "dimension": res.dimension, "sigma": res.sigma, "null_dof": res.dof,
                          "toys_run": ran, "wall_s": time.perf_counter() - t0, "workers": workers,

@@ -18,7 +18,7 @@ exp(−|x − y|² / 2σ²) on M Nyström centres drawn uniformly from the toy's
 as theirs. With one penalty in its list, LogisticFalkon makes one Newton step from f = 0, solved to
 convergence: `newton_steps = 1` is that; more steps (damped) iterate to the penalised maximum-likelihood
 fit. The Newton system is solved exactly in the Nyström basis K_MM = U Λ U^T (eigenvalues below
-M · eps · Λ_max dropped, the role of Falkon's jitter), where the penalty is λ |β|² with α = U Λ^-½ β.
+M · eps · Λ_max dropped, the role of Falkon's jitter), where the penalty is (λ/2) |β|² with α = U Λ^-½ β.
 """
 
 from __future__ import annotations
@@ -165,18 +165,17 @@ def fit(x: torch.Tensor, is_data: torch.Tensor, weight: float, sigma: float, cen
         grad = phi.T @ grad_f / n + penalty * beta
         hess = (phi.T * hess_f) @ phi / n + penalty * eye
         delta = torch.cholesky_solve(grad[:, None], torch.linalg.cholesky(hess))[:, 0]
-        if step == 0:  # their one step: the full Newton step from f = 0
-            beta = beta - delta
-        else:  # beyond it, halve the step until the objective does not rise
-            before, rate = _objective(f, is_data, weight, beta, penalty), 1.0
-            while rate > 1e-4 and _objective(phi @ (beta - rate * delta), is_data, weight,
-                                             beta - rate * delta, penalty) > before:
+        rate, trial = 1.0, beta - delta
+        trial_f = phi @ trial
+        if step > 0:  # their one step is the full Newton step from f = 0; beyond it, halve the step until
+            before = _objective(f, is_data, weight, beta, penalty)  # the objective does not rise
+            while rate > 1e-4 and _objective(trial_f, is_data, weight, trial, penalty) > before:
                 rate /= 2
-            beta = beta - rate * delta
-            if float(grad @ delta) < 1e-14:  # the Newton decrement: converged
-                f = phi @ beta
-                break
-        f = phi @ beta
+                trial = beta - rate * delta
+                trial_f = phi @ trial
+        beta, f = trial, trial_f
+        if step > 0 and float(grad @ delta) < 1e-14:  # the Newton decrement: converged
+            break
     return KernelModel(x[idx], basis @ beta, sigma), f
 
 

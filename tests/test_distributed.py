@@ -40,11 +40,11 @@ def test_ddp_step_matches_one_worker_and_one_device(local_ray, tmp_path, loss):
     of 1 worker and of the plain loop (CLR and AnomCLR take their negatives from the global batch)."""
     data = DataConfig(n_train=256, n_test=1, n_test_signal=1)
     cfg = TrainConfig(loss=loss, epochs=1, batch_size=256, learning_rate=1e-3, seed=11)
-    pre = Preprocessor.fit(load_dataset(data).train)
+    events = load_dataset(data)
+    pre = Preprocessor.fit(events.train)
     two = pretrain_distributed(data, MODEL, cfg, ScalingSpec(num_workers=2), tmp_path, "two", pre)
     one = pretrain_distributed(data, MODEL, cfg, ScalingSpec(num_workers=1), tmp_path, "one", pre)
-    local, local_history = pretrain(load_dataset(data).train, pre, MODEL, cfg, CPU, log=None,
-                                    labels=load_dataset(data).train_labels)
+    local, local_history = pretrain(events.train, pre, MODEL, cfg, CPU, log=None, labels=events.train_labels)
     assert two.metrics["loss_history"][0] == pytest.approx(one.metrics["loss_history"][0], rel=1e-5)
     assert one.metrics["loss_history"][0] == pytest.approx(local_history[0], rel=1e-5)
     for other in (two, one):
