@@ -146,7 +146,8 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
     `start_time` (Unix seconds) is when the trial started, for the run's duration; `node`, the Ray node
     the trial runs on, becomes a tag, as do `tags` (e.g. `code_tags`).
 
-    The run is found by its trial id under this parent run, so a restored study never makes a second one.
+    The run is found by its trial id under this parent run, so a restored study never makes a second one;
+    params it lacks are logged then (a kill between creating the run and its first batch leaves none).
     """
     from mlflow.entities import Metric, Param
 
@@ -154,14 +155,15 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
     found = c.search_runs([exp_id], filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
                                                   f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
     if found:
-        rid, new_params = found[0].info.run_id, []
+        rid, logged = found[0].info.run_id, found[0].data.params
         if node:
             c.set_tag(rid, NODE_TAG, node)
     else:
         tags = {"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id, **(tags or {})} | ({NODE_TAG: node} if node else {})
         run = c.create_run(exp_id, run_name=trial_name, tags=tags,
                            start_time=int(1000 * start_time) if start_time else None)
-        rid, new_params = run.info.run_id, [Param(k, v[:6000]) for k, v in flatten(params).items()]
+        rid, logged = run.info.run_id, {}
+    new_params = [Param(k, v[:6000]) for k, v in flatten(params).items() if k not in logged]
     now = int(time.time() * 1000)
     ms = [Metric(k, float(v), now, step) for k, v in metrics.items()]
     ms += [Metric(k, float(v), now, s) for k, vals in curves.items() for s, v in vals.items()]

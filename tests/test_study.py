@@ -189,6 +189,22 @@ def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
     assert absolute_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
+def test_a_trial_run_killed_before_its_params_gets_them_when_the_trial_reruns(tmp_path):
+    """A kill between creating a trial's run and its first batch leaves a run without params; the restored
+    trial finds that run (no second one) and logs what it lacks."""
+    from anomclr_ray.tracking import experiment_id, log_trial, start_parent_run
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    exp = experiment_id(uri, "killed", (tmp_path / "mlartifacts").as_uri())
+    parent = start_parent_run(uri, exp, "killed", {"name": "killed"})
+    client(uri).create_run(exp, run_name="trial 0", tags={"mlflow.parentRunId": parent, TRIAL_TAG: "t0"})
+    log_trial(uri, exp, parent, "t0", "trial 0", {"train": {"mix": "cs"}}, {"auc/mean": 0.7}, 1, {}, [],
+              finished=True)
+    runs = [r for r in client(uri).search_runs([exp]) if r.info.run_id != parent]
+    assert len(runs) == 1 and runs[0].data.params == {"train.mix": "cs"}
+    assert runs[0].data.metrics == {"auc/mean": 0.7}
+
+
 @pytest.mark.slow
 def test_killed_study_resumes_without_losing_or_duplicating_trials(tmp_path):
     import os
