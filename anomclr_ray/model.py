@@ -8,10 +8,12 @@ the order of the objects, and empty slots change nothing.
 
 An event fills 3.7 of its 19 slots on average (the shipped background), so the encoder computes on the
 filled slots only (`represent`): the per-object work (embedding, attention projections, feed-forward,
-layer norms) runs on the packed (N_objects, d) objects of the batch, and attention on the objects padded
-to the largest multiplicity in the batch. `represent_padded` is the same network run over all 19 slots
-with a key-padding mask (torch's `TransformerEncoder`): the reference the packed path is tested against.
-Both use the same parameters, so checkpoints serve either.
+layer norms) runs on the packed (N_objects, d) objects of the batch, ordered by their event's
+multiplicity, so that the events with n objects are one dense (events, n, d) block and attention runs
+per block without a mask or padding (the anomaly views put an event with 17-19 objects in every batch
+of 256; padding to it cost nearly all 19 slots). `represent_padded` is the same network run over all
+19 slots with a key-padding mask (torch's `TransformerEncoder`): the reference the packed path is tested
+against. Both use the same parameters, so checkpoints serve either.
 
 The companion method (Metzger et al., DESIGN.md section 8) adds two options. `embedding_dim` projects the
 representation linearly to a low-dimensional embedding (their default 4), which is then what the head
@@ -117,13 +119,11 @@ class Encoder(nn.Module):
 
     def represent_packed(self, x: torch.Tensor) -> torch.Tensor:
         """The representation computed on the filled slots only."""
-        filled = ~padding_mask(x)
-        events, slots = filled.nonzero(as_tuple=True)  # event-major: each event's objects in slot order
-        packed = Packing.of(filled, events, slots)
-        h = self.embed(x[events, slots])  # (N_objects, d)
+        packed = Packing.of(~padding_mask(x))
+        h = self.embed(x[packed.events, packed.slots])  # (N_objects, d)
         for layer in self.transformer.layers:
             h = _encoder_layer(layer, h, packed)
-        return h.new_zeros(x.shape[0], h.shape[1]).index_add_(0, events, h)
+        return h.new_zeros(x.shape[0], h.shape[1]).index_add_(0, packed.events, h)
 
     def represent_padded(self, x: torch.Tensor) -> torch.Tensor:
         """The same representation computed over all 19 slots with a key-padding mask (the reference)."""
@@ -158,41 +158,43 @@ class MLPEncoder(nn.Module):
 
 @dataclass(frozen=True)
 class Packing:
-    """Where the packed objects (N,) sit: their event and their place in it; the batch, the largest
-    multiplicity in it (attention is padded to that, not to 19) and the attention's key mask."""
+    """The batch's filled slots as packed objects: object i is slot `slots[i]` of event `events[i]`. Events
+    are ordered by multiplicity (stably) and each event's objects are contiguous in slot order, so the
+    `blocks` ((n, number of events with n objects), in packed order) tile the objects into dense
+    (events, n) blocks."""
 
     events: torch.Tensor
-    rank: torch.Tensor
-    batch: int
-    width: int
-    key_mask: torch.Tensor  # (B, 1, 1, width) True where a key is one of the event's objects
+    slots: torch.Tensor
+    blocks: tuple[tuple[int, int], ...]
 
     @classmethod
-    def of(cls, filled: torch.Tensor, events: torch.Tensor, slots: torch.Tensor) -> "Packing":
-        """From the (B, 19) filled-slot mask and its nonzero (event, slot) pairs, in event-major order."""
+    def of(cls, filled: torch.Tensor) -> "Packing":
+        """From the (B, 19) filled-slot mask."""
         counts = filled.sum(1)
-        width = int(counts.max())
-        rank = (filled.cumsum(1) - 1)[events, slots]  # an object's place among its event's objects
-        key_mask = (torch.arange(width, device=filled.device) < counts[:, None])[:, None, None, :]
-        return cls(events, rank, filled.shape[0], width, key_mask)
+        order = torch.sort(counts, stable=True).indices
+        events, slots = filled[order].nonzero(as_tuple=True)  # event-major in the sorted order
+        n, size = torch.unique_consecutive(counts[order], return_counts=True)
+        blocks = tuple((a, b) for a, b in zip(n.tolist(), size.tolist()) if a > 0)
+        return cls(order[events], slots, blocks)
 
-    def pad(self, h: torch.Tensor) -> torch.Tensor:
-        """(N, f) -> (B, width, f), zeros where an event has fewer objects."""
-        return h.new_zeros(self.batch, self.width, h.shape[1]).index_put((self.events, self.rank), h)
 
-    def unpad(self, h: torch.Tensor) -> torch.Tensor:
-        return h[self.events, self.rank]
+def _attention(qkv: torch.Tensor, packed: Packing, heads: int, dropout: float) -> torch.Tensor:
+    """Multi-head attention among each event's objects: packed (N, 3d) projections -> (N, d), one dense
+    block of events per multiplicity."""
+    d = qkv.shape[1] // 3
+    out = []
+    for (n, events), block in zip(packed.blocks, qkv.split([n * events for n, events in packed.blocks])):
+        q, k, v = block.view(events, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        out.append(o.transpose(1, 2).reshape(n * events, d))
+    return torch.cat(out) if out else qkv[:, :d]  # a batch without objects
 
 
 def _encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor, packed: Packing) -> torch.Tensor:
     """torch's post-norm `TransformerEncoderLayer` (ReLU) on packed objects (N, d), with its parameters:
     norm1(h + attention among the event's objects), then norm2(h + feed-forward)."""
     attn = layer.self_attn
-    d, heads = h.shape[1], attn.num_heads
-    qkv = packed.pad(F.linear(h, attn.in_proj_weight, attn.in_proj_bias))  # (B, W, 3d)
-    q, k, v = qkv.view(packed.batch, packed.width, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
-    o = F.scaled_dot_product_attention(q, k, v, attn_mask=packed.key_mask,
-                                       dropout_p=attn.dropout if layer.training else 0.0)
-    o = packed.unpad(o.transpose(1, 2).reshape(packed.batch, packed.width, d))
+    o = _attention(F.linear(h, attn.in_proj_weight, attn.in_proj_bias), packed, attn.num_heads,
+                   attn.dropout if layer.training else 0.0)
     h = layer.norm1(h + layer.dropout1(attn.out_proj(o)))
     return layer.norm2(h + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(h))))))
