@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.losses import anomclr_loss, anomclr_plus_loss, clr_loss, contrastive_loss, simclr_loss, supcon_loss, vicreg_loss
-from anomclr_ray.model import Encoder, ModelConfig
+from anomclr_ray.model import Encoder, ModelConfig, Packing
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,24 @@ def test_packed_encoder_equals_the_padded_computation(edge_inputs):
         grads.append(torch.cat([p.grad.flatten() for p in enc.parameters()]))
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-10)
     assert (edge_inputs[-1, :, 3:].sum(-1) == 1).all()  # the full event really fills all 19 slots
+
+
+def test_packing_orders_events_by_multiplicity_into_dense_blocks():
+    """Events sorted (stably) by their number of objects, each event's objects in slot order; an event
+    without objects has no block and a zero representation."""
+    counts = [3, 1, 3, 0, 2]
+    filled = torch.tensor([[j < c for j in range(19)] for c in counts])
+    packed = Packing.of(filled)
+    assert packed.blocks == ((1, 1), (2, 1), (3, 2))
+    assert packed.events.tolist() == [1, 4, 4, 0, 0, 0, 2, 2, 2]
+    assert packed.slots.tolist() == [0, 0, 1, 0, 1, 2, 0, 1, 2]
+    x = torch.zeros(5, 19, 7)
+    x[..., 3] = filled.float()  # every object an (empty-kinematics) MET-type object
+    x[..., :3] = torch.randn(5, 19, 3) * filled[..., None]
+    enc = Encoder(ModelConfig(model_dim=8, heads=2, layers=1)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(enc.represent_packed(x), enc.represent_padded(x), atol=1e-5, rtol=1e-5)
+        assert (enc.represent_packed(x)[3] == 0).all()
 
 
 def test_packed_encoder_matches_in_float32_eval_mode(edge_inputs):
