@@ -16,6 +16,7 @@ CONFIG_FILE = "config.yaml"  # what `anomclr pretrain` and `anomclr score` ran, 
 
 def _generate(args: argparse.Namespace) -> int:
     from .events.generation.runner import GenerationConfig, generate
+    from .events.calibration import calibration_report
     from .events.plots import validation_plots
 
     cfg = GenerationConfig(n_background=args.background, n_signal=args.signal, seed=args.seed,
@@ -30,7 +31,13 @@ def _generate(args: argparse.Namespace) -> int:
     plots = validation_plots(args.out, Path(args.out) / "validation")
     print(f"wrote {len(prov['files'])} files to {args.out} (config hash {prov['config_hash']}); "
           f"{len(plots)} validation plots in {Path(args.out) / 'validation'}")
+    _print_calibration(*calibration_report(args.out, Path(args.out) / "validation"))
     return 0
+
+
+def _print_calibration(figures, path: Path) -> None:
+    print(f"calibration against the published files: {sum(f.ok for f in figures)} of {len(figures)} figures "
+          f"within tolerance; table and plots in {path.parent} ({path.name})")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -51,6 +58,14 @@ def _validate(args: argparse.Namespace) -> int:
         except EventValidationError as err:
             print(f"error: {err}", file=sys.stderr)
             status = 1
+    if args.reference and status == 0:
+        from .events.calibration import calibration_report
+
+        if not args.data_dir:
+            print("anomclr validate: --reference compares a whole data directory: give --data-dir", file=sys.stderr)
+            return 2
+        _print_calibration(*calibration_report(args.data_dir, args.out or args.data_dir / "validation",
+                                               args.max_events))
     return status
 
 
@@ -335,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("files", nargs="*", type=Path)
     v.add_argument("--data-dir", type=Path, default=None, help="validate the five files of a data directory")
     v.add_argument("--no-selection", action="store_true", help="skip the selection-cut and trigger checks")
+    v.add_argument("--reference", action="store_true",
+                   help="compare the directory's multiplicities and MET with the published ADC2021 files' "
+                        "(a table with the verdict per figure and plots)")
+    v.add_argument("--out", type=Path, default=None, help="where --reference writes (default DATA_DIR/validation)")
+    v.add_argument("--max-events", type=int, default=1_000_000, help="events read per file for --reference")
     v.set_defaults(func=_validate)
     return parser
 
