@@ -28,6 +28,13 @@ from .. import layout as L
 from ..kinematics import jet_pt_resolution, pt_eta_phi, wrap_phi
 
 INVISIBLE_PDG = (12, 14, 16)  # neutrinos
+# Stable charged particles in Pythia's default final state (|PDG id|): e, mu, pi+-, K+-, p, and the charged
+# hyperons in case a setting keeps them. Everything else visible (photons, K_L, neutrons) is neutral.
+CHARGED_PDG = np.array([11, 13, 211, 321, 2212, 3112, 3222, 3312, 3334])
+
+
+def is_charged(pdg: np.ndarray) -> np.ndarray:
+    return np.isin(np.abs(pdg), CHARGED_PDG)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,12 @@ class DetectorConfig:
     iso_particle_pt_min: float = 0.5
     jet_r: float = 0.4
     jet_cluster_pt_min: float = 5.0  # before smearing; the 15 GeV cut is applied after
+    # Pile-up (pileup.py): mean number of overlaid minimum-bias interactions, 0 = none. With pile-up, as
+    # Delphes' CMS pile-up card: charged pile-up particles within the tracker leave the jet inputs, jets
+    # lose rho * area (rho: the event's median pT density), isolation loses rho * cone area, MET keeps all.
+    pileup_mean: float = 0.0
+    pileup_pool: int = 1000  # minimum-bias events generated per chunk, drawn with replacement
+    tracker_eta_max: float = 2.5
     electron_pt_rel_res: float = 0.02
     muon_pt_rel_res_barrel: float = 0.01  # |eta| < 1.5
     muon_pt_rel_res_endcap: float = 0.02
@@ -58,6 +71,26 @@ class Particles:
     pz: np.ndarray
     e: np.ndarray
     n_events: int
+    pileup: np.ndarray | None = None  # True for overlaid pile-up particles; None: none
+
+    def __post_init__(self):
+        if self.pileup is None:
+            self.pileup = np.zeros(len(self.evt), bool)
+
+    @classmethod
+    def concatenate(cls, parts: list["Particles"], same_events: bool = False) -> "Particles":
+        """Batches one after another (events renumbered), or, with `same_events`, more particles for the
+        same events (kept grouped by event, the first batch's particles first within each event)."""
+        if same_events:
+            evt = np.concatenate([p.evt for p in parts])
+            n_events = parts[0].n_events
+        else:
+            offsets = np.cumsum([0] + [p.n_events for p in parts[:-1]])
+            evt = np.concatenate([p.evt + o for p, o in zip(parts, offsets)])
+            n_events = sum(p.n_events for p in parts)
+        order = np.argsort(evt, kind="stable")
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])[order]  # noqa: E731
+        return cls(evt[order], cat("pdg"), cat("px"), cat("py"), cat("pz"), cat("e"), n_events, cat("pileup"))
 
     @classmethod
     def from_pythia(cls, batch: ak.Array) -> "Particles":
@@ -79,7 +112,7 @@ class Particles:
 
     def select(self, mask: np.ndarray) -> "Particles":
         return Particles(self.evt[mask], self.pdg[mask], self.px[mask], self.py[mask], self.pz[mask],
-                         self.e[mask], self.n_events)
+                         self.e[mask], self.n_events, self.pileup[mask])
 
 
 def _lepton_efficiency(is_ele: np.ndarray, pt: np.ndarray, abseta: np.ndarray) -> np.ndarray:
@@ -100,12 +133,35 @@ def _pairs_within_event(evt_of: np.ndarray, counts: np.ndarray, starts: np.ndarr
     return item, part
 
 
-def _relative_isolation(ci, evt, pt, eta, phi, counts, starts, cfg: DetectorConfig) -> np.ndarray:
-    """Sum pT of other visible particles within dR < cfg.lepton_iso_dr, over the pT of particle ci."""
+def _relative_isolation(ci, evt, pt, eta, phi, counts, starts, cfg: DetectorConfig, rho: np.ndarray) -> np.ndarray:
+    """Sum pT of other visible particles within dR < cfg.lepton_iso_dr, less rho times the cone's area
+    (rho (n_events,): 0 without pile-up), over the pT of particle ci."""
     item, j = _pairs_within_event(evt[ci], counts, starts)
     dphi = wrap_phi(phi[j] - phi[ci[item]])
     near = (np.hypot(eta[j] - eta[ci[item]], dphi) < cfg.lepton_iso_dr) & (j != ci[item]) & (pt[j] > cfg.iso_particle_pt_min)
-    return np.bincount(item, weights=np.where(near, pt[j], 0.0), minlength=len(ci)) / pt[ci]
+    cone = np.bincount(item, weights=np.where(near, pt[j], 0.0), minlength=len(ci))
+    return np.maximum(cone - rho[evt[ci]] * np.pi * cfg.lepton_iso_dr**2, 0.0) / pt[ci]
+
+
+# rho, the median pT density, on a grid of cells (0.5 in eta x pi/6 in phi) in three eta ranges, as
+# Delphes' FastJetGridMedianEstimator does: forward (-5, -2.5), central (-2.5, 2.5), forward (2.5, 5).
+_RHO_ETA_EDGES = np.arange(-5.0, 5.01, 0.5)
+_RHO_N_PHI = 12
+_RHO_RANGES = (slice(0, 5), slice(5, 15), slice(15, 20))
+
+
+def median_density(evt, pt, eta, phi, n_events: int) -> np.ndarray:
+    """rho per event and eta range, (n_events, 3) GeV per unit area, and the range index of any eta."""
+    n_eta = len(_RHO_ETA_EDGES) - 1
+    ie = np.clip(np.digitize(eta, _RHO_ETA_EDGES) - 1, 0, n_eta - 1)
+    ip = np.clip(((phi + np.pi) / (2 * np.pi) * _RHO_N_PHI).astype(int), 0, _RHO_N_PHI - 1)
+    cells = np.bincount((evt * n_eta + ie) * _RHO_N_PHI + ip, weights=pt, minlength=n_events * n_eta * _RHO_N_PHI)
+    cells = cells.reshape(n_events, n_eta, _RHO_N_PHI) / (0.5 * 2 * np.pi / _RHO_N_PHI)
+    return np.stack([np.median(cells[:, r].reshape(n_events, -1), axis=1) for r in _RHO_RANGES], axis=1)
+
+
+def _rho_range(eta: np.ndarray) -> np.ndarray:
+    return np.where(eta < -2.5, 0, np.where(eta < 2.5, 1, 2))
 
 
 def _fill(out: np.ndarray, obj: L.ObjectType, evt: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> None:
@@ -136,14 +192,23 @@ def reconstruct(parts: Particles, rng: np.random.Generator, cfg: DetectorConfig 
     counts = np.bincount(parts.evt, minlength=n_ev)
     starts = np.cumsum(counts) - counts
 
+    # ---- pile-up: charged pile-up particles in the tracker are identified by their vertex (CHS) and
+    # leave the jet inputs; rho from what remains, per event and eta range
+    chs_removed = parts.pileup & is_charged(parts.pdg) & (np.abs(eta) < cfg.tracker_eta_max)
+    if cfg.pileup_mean > 0:
+        keep = ~chs_removed
+        rho = median_density(parts.evt[keep], pt[keep], eta[keep], phi[keep], n_ev)
+    else:
+        rho = np.zeros((n_ev, len(_RHO_RANGES)))
+
     # ---- leptons: acceptance, efficiency, isolation, resolution
     apdg = np.abs(parts.pdg)
     is_e, is_mu = apdg == 11, apdg == 13
     cand = ((is_e & (np.abs(eta) < L.ELECTRON.eta_max)) | (is_mu & (np.abs(eta) < L.MUON.eta_max))) & (pt > 0.9 * L.ELECTRON.pt_min)
-    ci = np.flatnonzero(cand)
+    ci = np.flatnonzero(cand & ~parts.pileup)
     ci = ci[rng.random(len(ci)) < _lepton_efficiency(is_e[ci], pt[ci], np.abs(eta[ci]))]
     if cfg.lepton_iso_max is not None:
-        ci = ci[_relative_isolation(ci, parts.evt, pt, eta, phi, counts, starts, cfg) < cfg.lepton_iso_max]
+        ci = ci[_relative_isolation(ci, parts.evt, pt, eta, phi, counts, starts, cfg, rho[:, 1]) < cfg.lepton_iso_max]
     res = np.where(is_e[ci], cfg.electron_pt_rel_res,
                    np.where(np.abs(eta[ci]) < 1.5, cfg.muon_pt_rel_res_barrel, cfg.muon_pt_rel_res_endcap))
     lpt = pt[ci] * np.maximum(1.0 + res * rng.standard_normal(len(ci)), 0.0)
@@ -173,7 +238,7 @@ def reconstruct(parts: Particles, rng: np.random.Generator, cfg: DetectorConfig 
     met_y -= np.bincount(l_ev, weights=(lpt - pt[ci]) * np.sin(phi[ci]), minlength=n_pass)
 
     # ---- jets from the remaining visible particles
-    jin = in_pass & ~is_lepton
+    jin = in_pass & ~is_lepton & ~chs_removed
     jcounts = np.bincount(new_index[parts.evt[jin]], minlength=n_pass)
     arr = ak.unflatten(ak.zip({"px": parts.px[jin], "py": parts.py[jin], "pz": parts.pz[jin], "E": parts.e[jin]}), jcounts)
     jets = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.antikt_algorithm, cfg.jet_r)).inclusive_jets(
@@ -181,6 +246,10 @@ def reconstruct(parts: Particles, rng: np.random.Generator, cfg: DetectorConfig 
     j_ev = np.repeat(np.arange(n_pass), ak.to_numpy(ak.num(jets)))
     jflat = ak.flatten(jets)
     jpt, jeta, jphi = pt_eta_phi(*(ak.to_numpy(jflat[c]).astype(np.float64) for c in ("px", "py", "pz")))
+    if cfg.pileup_mean > 0:  # rho * area subtraction (area pi R^2: the anti-kT area of a hard jet)
+        jrho = rho[passed][j_ev, _rho_range(jeta)]
+        scale = np.maximum(1.0 - jrho * np.pi * cfg.jet_r**2 / np.maximum(jpt, 1e-9), 0.0)
+        jpt = jpt * scale
     jpt_s = np.maximum(jpt + jet_pt_resolution(jpt) * rng.standard_normal(len(jpt)), 0.0)
     met_x -= np.bincount(j_ev, weights=(jpt_s - jpt) * np.cos(jphi), minlength=n_pass)
     met_y -= np.bincount(j_ev, weights=(jpt_s - jpt) * np.sin(jphi), minlength=n_pass)

@@ -52,6 +52,11 @@ def generate_chunk(process: Process, seed: int, chunk: int, n_accept: int,
     pseed = chunk_seed(seed, process.name, chunk)
     rng = np.random.default_rng(pseed)
     pythia = make_pythia(process, pseed)
+    pool = None
+    if detector.pileup_mean > 0:
+        from .pileup import PileupPool
+
+        pool = PileupPool.generate(chunk_seed(seed, f"{process.name}/pileup", chunk), detector.pileup_pool, batch)
     t0 = time.perf_counter()
     kept: list[np.ndarray] = []
     n_kept = n_generated = 0
@@ -61,7 +66,10 @@ def generate_chunk(process: Process, seed: int, chunk: int, n_accept: int,
             raise RuntimeError(f"process {process.name}: only {n_kept} of {n_accept} events accepted after "
                                f"{n_generated} generated; the selection efficiency is too low")
         ev = pythia.nextBatch(batch)
-        rows, passed = reconstruct(Particles.from_pythia(ev), rng, detector)
+        parts = Particles.from_pythia(ev)
+        if pool is not None:
+            parts = pool.overlay(parts, detector.pileup_mean, rng)
+        rows, passed = reconstruct(parts, rng, detector)
         need = n_accept - n_kept
         if len(rows) >= need:
             last = np.flatnonzero(passed)[need - 1]
