@@ -12,9 +12,10 @@ PACKAGE = REPO / "anomclr_ray"
 # data -> augment -> encoder -> scores -> metrics -> tracking/report, with the platform around it
 LAYERS = (
     "configs", "events.layout", "events.kinematics", "events.validate", "events.io", "events.preprocess", "events.dataset",
-    "events.plots", "events",
+    "events.plots", "events.reference", "events.calibration", "events",
     "storage", "raycluster",
-    "events.generation.processes", "events.generation.detector", "events.generation.pythia_chunk",
+    "events.generation.processes", "events.generation.detector", "events.generation.pileup",
+    "events.generation.pythia_chunk",
     "events.generation.runner", "events.generation",
     "augment", "model", "losses", "names", "nplm", "pretrain", "score", "metrics", "evaluate",
     "monitoring", "distributed", "tracking", "figures", "report", "study", "study_script", "ui", "cli",

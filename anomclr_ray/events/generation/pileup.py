@@ -28,10 +28,8 @@ class PileupPool:
     counts: np.ndarray
 
     @classmethod
-    def generate(cls, pythia_seed: int, n: int, batch: int = 250) -> "PileupPool":
-        from .pythia_chunk import make_pythia
-
-        pythia = make_pythia(MINBIAS, pythia_seed)
+    def generate(cls, pythia, n: int, batch: int = 250) -> "PileupPool":
+        """`n` events of `pythia`, an initialised generator of MINBIAS."""
         parts = []
         while sum(p.n_events for p in parts) < n:
             parts.append(Particles.from_pythia(pythia.nextBatch(min(batch, n - sum(p.n_events for p in parts)))))

@@ -54,9 +54,10 @@ def generate_chunk(process: Process, seed: int, chunk: int, n_accept: int,
     pythia = make_pythia(process, pseed)
     pool = None
     if detector.pileup_mean > 0:
-        from .pileup import PileupPool
+        from .pileup import MINBIAS, PileupPool
 
-        pool = PileupPool.generate(chunk_seed(seed, f"{process.name}/pileup", chunk), detector.pileup_pool, batch)
+        minbias = make_pythia(MINBIAS, chunk_seed(seed, f"{process.name}/pileup", chunk))
+        pool = PileupPool.generate(minbias, detector.pileup_pool, batch)
     t0 = time.perf_counter()
     kept: list[np.ndarray] = []
     n_kept = n_generated = 0
