@@ -25,8 +25,10 @@ def per_process_rates(n: dict[str, int]) -> dict[str, float]:
     for proc, n_accept in n.items():
         res = generate_chunk(PROCESSES[proc], seed=123, chunk=0, n_accept=n_accept)
         rates[proc] = n_accept / res.seconds
+        accepted_pb = res.sigma_pb * PROCESSES[proc].sigma_scale * n_accept / res.n_generated
         print(f"  {proc:<11} {n_accept:>5} accepted of {res.n_generated:>6} generated "
-              f"(eff {n_accept / res.n_generated:.3f}) in {res.seconds:6.1f} s: {rates[proc]:6.1f} accepted/s/core")
+              f"(eff {n_accept / res.n_generated:.3f}) in {res.seconds:6.1f} s: {rates[proc]:6.1f} accepted/s/core; "
+              f"sigma x eff {accepted_pb:9.1f} pb")
     return rates
 
 

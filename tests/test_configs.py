@@ -25,7 +25,7 @@ STUDY = StudyConfig(name="s", search_space={"train.mix": {"grid": ["ao", "cs"]},
 
 @pytest.mark.parametrize("cfg", [STUDY, PretrainJob(), ScoreJob(ae_seeds=(3,)), Preprocessor(pt_scale=31.5),
                                  GenerationConfig(n_background=10, n_signal=5, signals=("ato4l",),
-                                                  detector=DetectorConfig(lepton_iso_max=0.1))],
+                                                  detector=DetectorConfig(electron_iso_max=0.1, pileup_mean=20.0))],
                          ids=lambda c: type(c).__name__)
 def test_every_config_round_trips_through_yaml(cfg, tmp_path):
     path = configs.dump(cfg, tmp_path / "c.yaml")

@@ -28,7 +28,7 @@ def test_chunk_is_deterministic_and_valid():
 
 def test_cocktail_split_and_chunk_plan():
     cfg = GenerationConfig(n_background=1000, n_signal=7, chunk_size=300, signals=("ato4l",))
-    assert cfg.process_counts() == {"w": 592, "qcd": 338, "z": 67, "ttbar": 3, "ato4l": 7}
+    assert cfg.process_counts() == {"w": 832, "qcd": 34, "z": 125, "ttbar": 9, "ato4l": 7}
     plan = plan_chunks(cfg)
     assert sum(c.n for c in plan) == 1007
     assert max(c.n for c in plan) == 300

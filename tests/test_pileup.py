@@ -54,11 +54,14 @@ def test_charged_pileup_leaves_jets_in_the_tracker_and_met_keeps_everything():
     rows = [(0, 13, 50.0, 0.0, 0.0), (0, 211, 30.0, 0.0, 2.0), (0, 2112, 30.0, 0.5, -2.0)]
     parts = _particles(rows, 1)
     parts.pileup[:] = [False, True, True]
-    cfg = DetectorConfig(pileup_mean=20.0)
+    cfg = DetectorConfig(pileup_mean=20.0, jet_pileup_removal="charged")
     x, passed = reconstruct(parts, np.random.default_rng(0), cfg)
     assert passed.all()
     jets = x[0, L.JETS]
     assert (jets[:, L.CLASS] == L.JET_ID).sum() == 1 and jets[0, L.PHI] == pytest.approx(-2.0, abs=1e-6)
+    # the default removes all pile-up from the jets (PUPPI-like): no jet at all, the same MET
+    x_all, _ = reconstruct(parts, np.random.default_rng(0), DetectorConfig(pileup_mean=20.0))
+    assert (x_all[0, L.JETS, L.CLASS] == L.JET_ID).sum() == 0
     # without the pile-up flag the pion is a jet too
     parts.pileup[:] = False
     x2, _ = reconstruct(parts, np.random.default_rng(0), cfg)
@@ -66,6 +69,7 @@ def test_charged_pileup_leaves_jets_in_the_tracker_and_met_keeps_everything():
     # MET: minus the sum of all three, muon and jet smearing aside; the pion's 30 GeV at phi 2 counts
     true = -np.array([50 + 30 * np.cos(2.0) + 30 * np.cos(-2.0), 30 * np.sin(2.0) + 30 * np.sin(-2.0)])
     assert x[0, 0, L.PT] == pytest.approx(np.hypot(*true), abs=15)
+    assert x_all[0, 0, L.PT] == pytest.approx(np.hypot(*true), abs=15)
 
 
 def test_a_chunk_with_pileup_is_deterministic_valid_and_has_more_met():
@@ -78,6 +82,18 @@ def test_a_chunk_with_pileup_is_deterministic_valid_and_has_more_met():
     b = generate_chunk(PROCESSES["z"], seed=5, chunk=1, n_accept=40, detector=cfg, batch=50)
     np.testing.assert_array_equal(a.events, b.events)
     check_events(a.events, "z chunk with pile-up")
-    plain = generate_chunk(PROCESSES["z"], seed=5, chunk=1, n_accept=40, batch=50)
+    plain = generate_chunk(PROCESSES["z"], seed=5, chunk=1, n_accept=40, detector=DetectorConfig(pileup_mean=0.0), batch=50)
     # Z -> ll has no neutrinos: its MET is resolution, and 20 pile-up interactions widen it
     assert np.median(a.events[:, 0, L.PT]) > np.median(plain.events[:, 0, L.PT]) + 5
+
+
+def test_the_prefilter_never_drops_an_event_the_trigger_would_take():
+    from anomclr_ray.events.generation.detector import may_trigger
+    from anomclr_ray.events.generation.processes import PROCESSES
+    from anomclr_ray.events.generation.pythia_chunk import make_pythia
+
+    parts = Particles.from_pythia(make_pythia(PROCESSES["w"], 11).nextBatch(400))
+    candidates = may_trigger(parts)
+    _, passed = reconstruct(parts, np.random.default_rng(1), DetectorConfig(pileup_mean=0.0))
+    assert passed.sum() > 100 and not (passed & ~candidates).any()
+    assert candidates.sum() < len(candidates)  # it does skip events (W -> l nu with the lepton outside)

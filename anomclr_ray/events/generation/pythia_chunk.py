@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detector import DetectorConfig, Particles, reconstruct
+from .detector import DetectorConfig, Particles, may_trigger, reconstruct
 from .processes import COMMON, Process
 
 PYTHIA_SEED_MAX = 900_000_000
@@ -27,6 +27,7 @@ class ChunkResult:
     events: np.ndarray  # (n, 19, 4) float32
     n_generated: int
     seconds: float
+    sigma_pb: float = float("nan")  # Pythia's estimate of the generated process's cross section
 
 
 def make_pythia(process: Process, pythia_seed: int):
@@ -49,6 +50,7 @@ def generate_chunk(process: Process, seed: int, chunk: int, n_accept: int,
     Deterministic in (process, seed, chunk, n_accept, detector, batch). `n_generated` counts events
     up to and including the last accepted one, so efficiencies are exact.
     """
+    t0 = time.perf_counter()
     pseed = chunk_seed(seed, process.name, chunk)
     rng = np.random.default_rng(pseed)
     pythia = make_pythia(process, pseed)
@@ -57,8 +59,8 @@ def generate_chunk(process: Process, seed: int, chunk: int, n_accept: int,
         from .pileup import MINBIAS, PileupPool
 
         minbias = make_pythia(MINBIAS, chunk_seed(seed, f"{process.name}/pileup", chunk))
-        pool = PileupPool.generate(minbias, detector.pileup_pool, batch)
-    t0 = time.perf_counter()
+        # a small chunk (tests) needs no full pool: 10 events per accepted event keeps reuse low
+        pool = PileupPool.generate(minbias, min(detector.pileup_pool, 10 * n_accept), batch)
     kept: list[np.ndarray] = []
     n_kept = n_generated = 0
     limit = max_generated or max(1_000_000, 2000 * n_accept)
@@ -68,9 +70,13 @@ def generate_chunk(process: Process, seed: int, chunk: int, n_accept: int,
                                f"{n_generated} generated; the selection efficiency is too low")
         ev = pythia.nextBatch(batch)
         parts = Particles.from_pythia(ev)
+        candidates = may_trigger(parts)
+        parts = parts.select_events(candidates)
         if pool is not None:
             parts = pool.overlay(parts, detector.pileup_mean, rng)
-        rows, passed = reconstruct(parts, rng, detector)
+        rows, passed_candidates = reconstruct(parts, rng, detector)
+        passed = np.zeros(len(candidates), bool)
+        passed[candidates] = passed_candidates
         need = n_accept - n_kept
         if len(rows) >= need:
             last = np.flatnonzero(passed)[need - 1]
@@ -80,4 +86,5 @@ def generate_chunk(process: Process, seed: int, chunk: int, n_accept: int,
             n_generated += len(passed)
         kept.append(rows)
         n_kept += len(rows)
-    return ChunkResult(np.concatenate(kept), n_generated, time.perf_counter() - t0)
+    return ChunkResult(np.concatenate(kept), n_generated, time.perf_counter() - t0,
+                       pythia.infoPython().sigmaGen() * 1e9)

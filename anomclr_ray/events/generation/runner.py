@@ -24,11 +24,11 @@ from ...configs import to_plain
 from ...raycluster import connect
 from .. import layout as L
 from ..io import write_events
-from .detector import DetectorConfig
+from .detector import CALIBRATION, DetectorConfig
 from .processes import BACKGROUND_FRACTIONS, PROCESSES
 from .pythia_chunk import generate_chunk
 
-FORMAT_VERSION = 1  # bump when the generator's physics or output changes
+FORMAT_VERSION = 2  # bump when the generator's physics or output changes (2: calibrated to the published files)
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class GenerationConfig:
             "config": to_plain(self),
             "processes": {p: to_plain(PROCESSES[p]) for p in self.process_counts()},
             "background_fractions": BACKGROUND_FRACTIONS,
+            "calibration": CALIBRATION,
             "versions": {k: _version(k) for k in ("pythia8mc", "fastjet", "numpy", "awkward")},
         }
 
