@@ -102,11 +102,12 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(data, models: list, raw: bool, device) -> dict[str, tuple]:
+def _inputs(data, models: list, raw: bool, device, one_hot: bool = False) -> dict[str, tuple]:
     """What `score` and `nplm` test: {name: (checkpoint path or None, events -> inputs)}: AE-Raw's raw
     preprocessed events unless not `raw` (with the first checkpoint's preprocessing, the one CLR saw, else
-    fitted on the training events), then each checkpoint's representation, named by its loss.
-    `models`: (path, model, preprocessor, train config) per checkpoint."""
+    fitted on the training events; the kinematic features, with the one-hot type if `one_hot`), then each
+    checkpoint's representation, named by its loss. `models`: (path, model, preprocessor, train config)
+    per checkpoint."""
     from .evaluate import raw_inputs
     from .events.preprocess import Preprocessor
     from .names import BASELINE
@@ -115,7 +116,7 @@ def _inputs(data, models: list, raw: bool, device) -> dict[str, tuple]:
     inputs = {}
     if raw:
         pre = models[0][2] if models else Preprocessor.fit(data.train)
-        inputs[BASELINE] = (None, lambda x: raw_inputs(pre, x))
+        inputs[BASELINE] = (None, lambda x: raw_inputs(pre, x, one_hot))
     for i, (path, model, pre_m, cfg) in enumerate(models):
         inputs[cfg.loss if cfg.loss not in inputs else f"{cfg.loss}_{i}"] = (
             path, lambda x, m=model, p=pre_m: represent(m, p, x, device))
@@ -128,7 +129,6 @@ def _score(args: argparse.Namespace) -> int:
     from . import configs
     from .evaluate import ScoreJob, evaluate_splits
     from .events.dataset import load_dataset
-    from .events.preprocess import N_INPUT_FEATURES
     from .pretrain import choose_device, load_checkpoint
     from .figures import metrics_table, plot_curves
 
@@ -138,10 +138,10 @@ def _score(args: argparse.Namespace) -> int:
     for _, model, _, _ in models:  # configs first: fail before reading data or training anything
         job.score.check_input_dim(model.cfg.rep_dim)
     if not args.no_ae_raw:
-        job.score.check_input_dim(L.N_SLOTS * N_INPUT_FEATURES)
+        job.score.check_input_dim(job.score.raw_dim)
     data = load_dataset(job.data)
     summaries, curves = {}, {}
-    for name, (_, embed) in _inputs(data, models, not args.no_ae_raw, device).items():
+    for name, (_, embed) in _inputs(data, models, not args.no_ae_raw, device, job.score.raw_one_hot).items():
         ev = evaluate_splits(embed, data, job.score, job.ae_seeds, job.eps_s)
         summaries[name], curves[name] = ev.summary(), ev.curves
         print(f"{name}: " + ", ".join(f"{s} AUC {m['auc']:.3f}" for s, m in summaries[name].items()))

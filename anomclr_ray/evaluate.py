@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .events.dataset import DataConfig, Dataset
-from .events.preprocess import Preprocessor
+from .events.preprocess import N_KINEMATIC, Preprocessor
 from .metrics import Roc, roc, signal_metrics
 from .names import MEAN, MEAN_METRICS, PROBE_ACCURACY, SIGNAL_METRICS, metric_key
 from .nplm import nplm_test
@@ -85,9 +85,12 @@ def _flat(metrics: Metrics, validation: bool) -> dict[str, float]:
     return out
 
 
-def raw_inputs(pre: Preprocessor, events: np.ndarray) -> torch.Tensor:
-    """AE-Raw inputs: the shared preprocessing, flattened to (N, 19 * 7)."""
-    return pre(events).flatten(1)
+def raw_inputs(pre: Preprocessor, events: np.ndarray, one_hot: bool = False) -> torch.Tensor:
+    """AE-Raw inputs: the shared preprocessing (pT and MET over the background's mean object pT, eta / 4,
+    phi / pi, empty slots zero), flattened: the kinematic features (N, 19 * 3), or with the one-hot
+    object type (N, 19 * 7)."""
+    x = pre(events)
+    return (x if one_hot else x[..., :N_KINEMATIC]).flatten(1)
 
 
 def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: dict[str, torch.Tensor],

@@ -102,8 +102,8 @@ class NPLMConfig:
 @dataclass(frozen=True)
 class NPLMJob:
     """What `anomclr nplm` runs (its config.yaml): the events (the toys' pools are the test split's
-    background and signals; raw inputs are preprocessed as the first checkpoint's, else as fitted on the
-    training events) and NPLM.
+    background and signals; raw inputs, the 57 kinematic features as Metzger et al.'s, are preprocessed
+    as the first checkpoint's, else as fitted on the training events) and NPLM.
     The data default is the reproduction size's split, so a checkpoint of that size sees held-out events."""
 
     data: DataConfig = field(default_factory=lambda: DataConfig(n_train=60_000, n_test=40_000))

@@ -1,7 +1,11 @@
 """Anomaly scoring: an autoencoder trained on background inputs; score = per-event reconstruction MSE.
 
-Inputs are CLR representations (B, D) or, for the AE-Raw baseline, preprocessed raw events flattened
-to (B, 19 * 7). Inputs are standardised with the training mean and std (kept in the model).
+Inputs are CLR representations (B, D) or, for the AE-Raw baseline, the preprocessed raw events
+flattened: (pT, eta, phi) of the 19 slots, (B, 57), or with the one-hot object type (B, 133). As the
+paper has it, the AE sees its inputs as they are; `ScoreConfig.standardise` divides each input by its
+training std after subtracting its mean (kept in the model), a different baseline (docs/method.md).
+The published AE: 256-128-64-32-16 -> bottleneck -> mirrored, LeakyReLU, Adam 1e-3, 100 epochs, batch
+4096, no regularisation.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .events import layout as L
+from .events.preprocess import N_INPUT_FEATURES, N_KINEMATIC
 from .nplm import NPLMConfig
 
 
@@ -21,10 +27,17 @@ class ScoreConfig:
     bottleneck: int = 5
     hidden: tuple[int, ...] = (256, 128, 64, 32, 16)
     learning_rate: float = 1e-3
-    epochs: int = 50
-    batch_size: int = 512
-    patience: int = 5  # early stopping on the background validation split
+    epochs: int = 100
+    batch_size: int = 4096
+    # early stopping on the background validation split (the best epoch's weights); None: every epoch
+    # runs and the last weights are kept, as published
+    patience: int | None = None
     validation_fraction: float = 0.2
+    # each input minus its training mean over its training std: turns AE-Raw into a detector of rarely
+    # filled slots (docs/method.md); off as in the paper
+    standardise: bool = False
+    # AE-Raw's inputs: the 57 kinematic features (pT, eta, phi per slot), or with the one-hot type (133)
+    raw_one_hot: bool = False
     # the signal-agnostic test on the same inputs (the test split's background and signals as its pools);
     # None: off. `--set score.nplm.toys=20` turns it on.
     nplm: NPLMConfig | None = None
@@ -34,8 +47,13 @@ class ScoreConfig:
             raise ValueError(f"ScoreConfig.bottleneck must be >= 1, got {self.bottleneck}")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"ScoreConfig.validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.learning_rate <= 0 or self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+        if self.learning_rate <= 0 or self.epochs < 1 or self.batch_size < 1 or (self.patience or 1) < 1:
             raise ValueError("ScoreConfig: learning_rate, epochs, batch_size and patience must be positive")
+
+    @property
+    def raw_dim(self) -> int:
+        """The width of AE-Raw's inputs: 19 slots x (pT, eta, phi [+ one-hot type])."""
+        return L.N_SLOTS * (N_INPUT_FEATURES if self.raw_one_hot else N_KINEMATIC)
 
     def check_input_dim(self, input_dim: int) -> None:
         if self.bottleneck >= input_dim:
@@ -65,7 +83,7 @@ class AutoEncoder(nn.Module):
         return self.decoder(self.encoder(z))
 
     def score(self, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
-        """Per-event MSE between standardised input and reconstruction, (B,)."""
+        """Per-event MSE between the (standardised, if so configured) input and its reconstruction, (B,)."""
         self.eval()
         out = []
         with torch.no_grad():
@@ -97,8 +115,9 @@ def fit_autoencoders(x: torch.Tensor, cfg: ScoreConfig, generators: list[torch.G
             raise ValueError(f"ScoreConfig.batch_size ({cfg.batch_size}) is larger than the {len(t)} training events")
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))  # weight init
         ae = AutoEncoder(x.shape[1], cfg).to(x.device)
-        ae.mean.copy_(t.mean(0))
-        ae.std.copy_(t.std(0).clamp(min=1e-6))
+        if cfg.standardise:
+            ae.mean.copy_(t.mean(0))
+            ae.std.copy_(t.std(0).clamp(min=1e-6))
         members.append(ae)
         train.append((t - ae.mean) / ae.std)
         val.append((v - ae.mean) / ae.std)
@@ -121,6 +140,8 @@ def fit_autoencoders(x: torch.Tensor, cfg: ScoreConfig, generators: list[torch.G
         v = ensemble.score(val_z).mean(1).tolist()
         for m in list(active):
             history[m].append(v[m])
+            if cfg.patience is None:
+                continue
             if v[m] < best[m] - 1e-6:
                 best[m], best_state[m], stale[m] = v[m], ensemble.member_state(m), 0
             else:
@@ -130,7 +151,7 @@ def fit_autoencoders(x: torch.Tensor, cfg: ScoreConfig, generators: list[torch.G
         if not active:
             break
     for m, ae in enumerate(members):
-        ensemble.load_member(m, best_state[m], ae)
+        ensemble.load_member(m, ensemble.member_state(m) if cfg.patience is None else best_state[m], ae)
     return list(zip(members, history))
 
 

@@ -35,9 +35,8 @@ import numpy as np
 from .configs import dump, dumps
 from .distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
 from .evaluate import Evaluation, evaluate_splits, raw_inputs
-from .events import layout as L
 from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
-from .events.preprocess import N_INPUT_FEATURES, Preprocessor
+from .events.preprocess import Preprocessor
 from .figures import plot_curves
 from .metrics import save_curves
 from .model import ModelConfig
@@ -145,7 +144,7 @@ def resolve(study: StudyConfig, sample: dict[str, Any]) -> dict[str, Any]:
         updates["train"]["loss"] = method.name
     cfgs: dict[str, Any] = {s: dataclasses.replace(getattr(study, s), **updates[s]) for s in SECTIONS}
     cfgs["method"] = method.name
-    cfgs["score"].check_input_dim(cfgs["model"].rep_dim if method.contrastive else L.N_SLOTS * N_INPUT_FEATURES)
+    cfgs["score"].check_input_dim(cfgs["model"].rep_dim if method.contrastive else cfgs["score"].raw_dim)
     check_batch_size(cfgs["train"], cfgs["data"].n_train, study.scaling.num_workers)
     if (nplm := cfgs["score"].nplm) is not None:  # its toys draw from the test split
         nplm.check_pools(cfgs["data"].n_test, cfgs["data"].n_test_signal, "data.n_test", "data.n_test_signal")
@@ -236,7 +235,8 @@ class _Trial:
         """(events -> inputs of the AE, the new part of the loss curve, the checkpoint path): the raw
         preprocessed events for the baseline, else the encoder pretrained (or resumed) to `epochs`."""
         if self.method == BASELINE:
-            return functools.partial(raw_inputs, Preprocessor.fit(data.train)), {}, None
+            return (functools.partial(raw_inputs, Preprocessor.fit(data.train), one_hot=self.cfgs["score"].raw_one_hot),
+                    {}, None)
         storage = Storage.at(self.study.storage_path).child(self.study.name, "train")
         result = pretrain_distributed(self.cfgs["data"], self.cfgs["model"],
                                       dataclasses.replace(self.cfgs["train"], epochs=epochs), self.study.scaling,

@@ -61,8 +61,9 @@ def _separate_fit(x, cfg, g):
     val, train = x[perm[:n_val]], x[perm[n_val:]]
     torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
     ae = AutoEncoder(x.shape[1], cfg)
-    ae.mean.copy_(train.mean(0))
-    ae.std.copy_(train.std(0).clamp(min=1e-6))
+    if cfg.standardise:
+        ae.mean.copy_(train.mean(0))
+        ae.std.copy_(train.std(0).clamp(min=1e-6))
     opt = torch.optim.Adam(ae.parameters(), lr=cfg.learning_rate)
     best, best_state, history, stale = float("inf"), None, [], 0
     for _ in range(cfg.epochs):
@@ -74,26 +75,31 @@ def _separate_fit(x, cfg, g):
             loss.backward()
             opt.step()
         history.append(float(ae.score(val).mean()))
+        if cfg.patience is None:  # as published: every epoch, the last weights
+            continue
         if history[-1] < best - 1e-6:
             best, best_state, stale = history[-1], copy.deepcopy(ae.state_dict()), 0
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
-    ae.load_state_dict(best_state)
+    if cfg.patience is not None:
+        ae.load_state_dict(best_state)
     return ae, history
 
 
-def test_batched_ensemble_equals_separate_fits():
+@pytest.mark.parametrize("options", [{"patience": 1, "standardise": True}, {}], ids=["early-stopping-standardised", "published"])
+def test_batched_ensemble_equals_separate_fits(options):
     """Three AEs trained together (one batched MLP) give each member's separate fit: validation losses,
     early stopping and scores, to float rounding (a few epochs: later, rounding differences between a
-    batched and a plain matrix product grow as in any two runs of SGD on different hardware)."""
+    batched and a plain matrix product grow as in any two runs of SGD on different hardware); with early
+    stopping on standardised inputs, and as published (every epoch, inputs as they are, last weights)."""
     from anomclr_ray.score import fit_autoencoders
 
     g = torch.Generator().manual_seed(4)
     x = torch.randn(3000, 10, generator=g) @ torch.randn(10, 10, generator=g)
     test = torch.randn(400, 10, generator=g) * 2
-    cfg = ScoreConfig(bottleneck=3, hidden=(32, 16), epochs=3, batch_size=256, patience=1)
+    cfg = ScoreConfig(bottleneck=3, hidden=(32, 16), epochs=3, batch_size=256, **options)
     together = fit_autoencoders(x, cfg, [torch.Generator().manual_seed(s) for s in (0, 1, 2)])
     for s, (ae, history) in zip((0, 1, 2), together):
         ref, ref_history = _separate_fit(x, cfg, torch.Generator().manual_seed(s))
@@ -113,3 +119,38 @@ def test_the_linear_probe_reads_classes_a_linear_map_separates_and_not_noise():
     chance = linear_probe(noise[:1000], labels[:1000].numpy(), noise[1000:], labels[1000:].numpy())
     assert acc > 0.9 and abs(chance - 0.25) < 0.06
     assert acc == linear_probe(x[:1000], labels[:1000].numpy(), x[1000:], labels[1000:].numpy())  # deterministic
+
+
+def test_the_default_ae_is_the_published_one_and_sees_its_inputs_unstandardised():
+    cfg = ScoreConfig()
+    assert (cfg.hidden, cfg.bottleneck, cfg.learning_rate, cfg.epochs, cfg.batch_size) == ((256, 128, 64, 32, 16), 5, 1e-3, 100, 4096)
+    assert cfg.patience is None and not cfg.standardise and cfg.raw_dim == 57
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 6, generator=g) * torch.tensor([1.0, 10.0, 100.0, 1.0, 1.0, 0.1]) + 5
+    small = dict(bottleneck=2, hidden=(8,), epochs=2, batch_size=256)
+    ae, _ = fit_autoencoder(x, ScoreConfig(**small), torch.Generator().manual_seed(1))
+    assert (ae.mean == 0).all() and (ae.std == 1).all()
+    with torch.no_grad():
+        torch.testing.assert_close(ae.score(x[:50]), ((ae(x[:50]) - x[:50]) ** 2).mean(1))
+    # the named option: each input minus its training mean over its training std (the training split:
+    # the validation fifth drawn first from the same generator is left out)
+    std_ae, _ = fit_autoencoder(x, ScoreConfig(**small, standardise=True), torch.Generator().manual_seed(1))
+    train = x[torch.randperm(2000, generator=torch.Generator().manual_seed(1))[400:]]
+    torch.testing.assert_close(std_ae.mean, train.mean(0))
+    torch.testing.assert_close(std_ae.std, train.std(0))
+    z = (x[:50] - train.mean(0)) / train.std(0)
+    with torch.no_grad():
+        torch.testing.assert_close(std_ae.score(x[:50]), ((std_ae(x[:50]) - z) ** 2).mean(1))
+
+
+def test_ae_raw_inputs_are_the_57_kinematic_features_or_with_the_one_hot_type(background_sample):
+    from anomclr_ray.evaluate import raw_inputs
+    from anomclr_ray.events.preprocess import Preprocessor
+
+    pre = Preprocessor.fit(background_sample)
+    x = background_sample[:100]
+    kinematic, full = raw_inputs(pre, x), raw_inputs(pre, x, one_hot=True)
+    assert kinematic.shape == (100, 57) and full.shape == (100, 133)
+    torch.testing.assert_close(kinematic.view(100, 19, 3), full.view(100, 19, 7)[..., :3])
+    assert kinematic[:, 0].tolist() == pytest.approx((x[:, 0, 0] / pre.pt_scale).tolist(), rel=1e-6)  # MET / s
+    assert ScoreConfig(raw_one_hot=True).raw_dim == 133
