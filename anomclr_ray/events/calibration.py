@@ -14,22 +14,9 @@ import numpy as np
 
 from . import layout as L
 from . import reference as R
-from .io import EventFile, find_sample_file
+from .io import read_samples
 
 REPORT = "calibration.md"
-
-
-def read_samples(data_dir: str | Path, max_events: int) -> dict[str, np.ndarray]:
-    """The first `max_events` events of each sample file present in `data_dir` (N, 19, 4)."""
-    out = {}
-    for sample in L.SAMPLES:
-        try:
-            path = find_sample_file(data_dir, sample)
-        except FileNotFoundError:
-            continue
-        with EventFile(path) as f:
-            out[sample] = f.read(0, min(len(f), max_events), check=False)
-    return out
 
 
 def calibration_report(data_dir: str | Path, out_dir: str | Path, max_events: int = 1_000_000
@@ -38,7 +25,7 @@ def calibration_report(data_dir: str | Path, out_dir: str | Path, max_events: in
     into `out_dir`. Returns the figures and the table's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    samples = read_samples(data_dir, max_events)
+    samples = {s: x for s, (x, _) in read_samples(data_dir, max_events).items()}
     if not samples:
         raise FileNotFoundError(f"{data_dir}: no ADC2021 sample file found (expected e.g. "
                                 f"{L.FILE_NAMES[L.BACKGROUND]})")

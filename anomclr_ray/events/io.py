@@ -81,6 +81,21 @@ class EventFile:
         return np.asarray(self._h5[L.LABELS_KEY][start:stop])
 
 
+def read_samples(data_dir: str | Path, max_events: int) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """The first `max_events` events of each sample file present in `data_dir`, unchecked, with their
+    process labels where the file has them: {sample: ((N, 19, 4), (N,) or None)}."""
+    out = {}
+    for sample in L.SAMPLES:
+        try:
+            path = find_sample_file(data_dir, sample)
+        except FileNotFoundError:
+            continue
+        with EventFile(path) as f:
+            n = min(len(f), max_events)
+            out[sample] = (f.read(0, n, check=False), f.labels(0, n))
+    return out
+
+
 def load_events(path: str | Path, n: int | None = None, start: int = 0) -> np.ndarray:
     """Read `n` events from `start` (all if None) as checked float32 (n, 19, 4)."""
     with EventFile(path) as f:

@@ -7,22 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from . import layout as L
-from .io import EventFile, find_sample_file
+from .io import read_samples
 from .validate import multiplicities
 
 
 def _samples(data_dir: Path, max_events: int) -> dict[str, np.ndarray]:
     """Per background process and per signal: up to `max_events` events."""
     out: dict[str, np.ndarray] = {}
-    for sample in L.SAMPLES:
-        try:
-            path = find_sample_file(data_dir, sample)
-        except FileNotFoundError:
-            continue
-        with EventFile(path) as f:
-            n = min(len(f), max_events)
-            x = f.read(0, n, check=False)
-            labels = f.labels(0, n)
+    for sample, (x, labels) in read_samples(data_dir, max_events).items():
         if sample == L.BACKGROUND and labels is not None:
             for proc, lab in L.PROCESS_LABELS.items():
                 if (labels == lab).any():
