@@ -60,16 +60,18 @@ class DetectorConfig:
     iso_particle_pt_min: float = 0.5
     jet_r: float = 0.4
     jet_cluster_pt_min: float = 5.0  # before smearing; the 15 GeV cut is applied after
-    # Pile-up (pileup.py): mean number of overlaid minimum-bias interactions, 0 = none. With pile-up, as
-    # Delphes' CMS pile-up card: charged pile-up particles within the tracker leave the jet inputs, jets
-    # lose rho * area (rho: the event's median pT density), isolation loses rho * cone area, MET keeps all.
+    # Pile-up (pileup.py): mean number of overlaid minimum-bias interactions, 0 = none. MET keeps all of it.
     pileup_mean: float = 20.0
     pileup_pool: int = 1000  # minimum-bias events generated per chunk, drawn with replacement
     tracker_eta_max: float = 2.5
     # Which pile-up particles leave the jet and isolation inputs: "charged" (those within the tracker,
-    # identified by their vertex; then rho * area subtraction) or "all" (as PUPPI's per-particle weights
-    # do in the limit: pile-up reaches MET only).
+    # identified by their vertex; then jets and isolation lose rho times their area, rho the event's median
+    # pT density, as Delphes' CMS pile-up card) or "all" (as PUPPI's per-particle weights do in the limit:
+    # pile-up reaches MET only).
     jet_pileup_removal: str = "all"
+    electron_pt_rel_res: float = 0.02
+    muon_pt_rel_res_barrel: float = 0.01  # |eta| < 1.5
+    muon_pt_rel_res_endcap: float = 0.02
 
     def __post_init__(self):
         if self.jet_pileup_removal not in ("charged", "all"):
@@ -79,9 +81,6 @@ class DetectorConfig:
         if self.pileup_mean < 0 or self.pileup_pool < 1:
             raise ValueError(f"DetectorConfig: pileup_mean must be >= 0 and pileup_pool >= 1, got {self.pileup_mean}, "
                              f"{self.pileup_pool}")
-    electron_pt_rel_res: float = 0.02
-    muon_pt_rel_res_barrel: float = 0.01  # |eta| < 1.5
-    muon_pt_rel_res_endcap: float = 0.02
 
 
 # Which published fact each calibrated default follows (recorded in every file's provenance).
@@ -92,9 +91,10 @@ CALIBRATION = {
     "electron_iso_max / muon_iso_max": "off: isolating the stored leptons removed the third leptons the "
                                         "published LQ, h0 and h+- files hold (7, 4, 6 %)",
     "lepton_turn_on": "the published files store leptons down to 5-10 GeV; with a turn-on from 5 to 10 GeV "
-                      "A->4l has the published lepton multiplicities (16 / 35 / 32 / 18 % with 1-4)",
-    "pileup_mean": "PU20 in the h0 and h+- file names; 20 interactions give the published MET of the "
-                   "background (42 / 39 GeV) and of A->4l (29 / 25 GeV), which has no neutrinos",
+                      "A->4l has 14 / 35 / 38 / 13 % of events with 1-4 leptons (published 16 / 35 / 32 / 18; "
+                      "before: 5 / 20 / 40 / 33)",
+    "pileup_mean": "PU20 in the h0 and h+- file names; with 20 interactions the background's MET mean / median "
+                   "is 40 / 37 GeV (published 42 / 39) and A->4l's, which has no neutrinos, 27 / 25 (29 / 25)",
     "jet_pileup_removal": "all pile-up leaves the jets (PUPPI-like): with charged-hadron subtraction alone "
                           "pile-up jets halved the jet-less W events, while the published background has "
                           "fewer jets than W without pile-up",
@@ -223,7 +223,7 @@ _RHO_RANGES = (slice(0, 5), slice(5, 15), slice(15, 20))
 
 
 def median_density(evt, pt, eta, phi, n_events: int) -> np.ndarray:
-    """rho per event and eta range, (n_events, 3) GeV per unit area, and the range index of any eta."""
+    """rho per event and eta range (forward, central, forward), (n_events, 3) in GeV per unit area."""
     n_eta = len(_RHO_ETA_EDGES) - 1
     ie = np.clip(np.digitize(eta, _RHO_ETA_EDGES) - 1, 0, n_eta - 1)
     ip = np.clip(((phi + np.pi) / (2 * np.pi) * _RHO_N_PHI).astype(int), 0, _RHO_N_PHI - 1)
