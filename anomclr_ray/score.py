@@ -55,6 +55,14 @@ class ScoreConfig:
         """The width of AE-Raw's inputs: 19 slots x (pT, eta, phi [+ one-hot type])."""
         return L.N_SLOTS * (N_INPUT_FEATURES if self.raw_one_hot else N_KINEMATIC)
 
+    def check_training_events(self, n: int) -> None:
+        """The AE fits on `n` events less its validation fraction: a batch must fit in them."""
+        n_fit = n - max(1, int(n * self.validation_fraction))
+        if self.batch_size > n_fit:
+            raise ValueError(f"ScoreConfig.batch_size ({self.batch_size}) is larger than the {n_fit} training events "
+                             f"of the AE ({n} less the validation fraction {self.validation_fraction}): lower "
+                             "score.batch_size")
+
     def check_input_dim(self, input_dim: int) -> None:
         if self.bottleneck >= input_dim:
             raise ValueError(f"ScoreConfig.bottleneck ({self.bottleneck}) must be smaller than the input "
@@ -106,13 +114,12 @@ def fit_autoencoders(x: torch.Tensor, cfg: ScoreConfig, generators: list[torch.G
     separate fits: each member draws its validation split, initial weights and batch order from its own
     generator, has its own Adam state, stops on its own validation loss (`cfg.patience`) and returns
     its best weights. Returns (model, validation losses per epoch) per generator."""
+    cfg.check_training_events(len(x))
     n_val = max(1, int(len(x) * cfg.validation_fraction))
     members, train, val = [], [], []
     for g in generators:
         perm = torch.randperm(len(x), generator=g, device="cpu").to(x.device)
         v, t = x[perm[:n_val]], x[perm[n_val:]]
-        if len(t) < cfg.batch_size:
-            raise ValueError(f"ScoreConfig.batch_size ({cfg.batch_size}) is larger than the {len(t)} training events")
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))  # weight init
         ae = AutoEncoder(x.shape[1], cfg).to(x.device)
         if cfg.standardise:

@@ -102,6 +102,9 @@ def test_cli_pretrain_then_score_writes_metrics_plots_and_configs_that_run_again
     assert "TrainConfig.batch_size (256) is larger than the 100 training events" in capsys.readouterr().err
     assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--set", "score.bottleneck=16"]) == 2
     assert "bottleneck (16) must be smaller than the input dimension (16)" in capsys.readouterr().err
+    assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "no"), "--set", "data.n_train=1000"]) == 2
+    assert "ScoreConfig.batch_size (4096) is larger than the 800 training events of the AE" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()  # refused before reading events or training
     assert main(["pretrain", "--out", str(run), "--set", "train.epoch=3"]) == 2
     assert "unknown key 'train.epoch': TrainConfig (train) has loss, temperature" in capsys.readouterr().err
 

@@ -125,7 +125,7 @@ def test_ae_raw_trials_need_no_encoder_and_check_the_raw_input_dimension(tmp_pat
     assert cfgs["method"] == "clr" and cfgs["train"].loss == "clr"  # a contrastive method sets the loss
     assert resolve(base, {"train.loss": "anomclr"})["method"] == "anomclr"  # without a method key: the loss
     assert resolve(base, {})["method"] == base.train.loss
-    # bottleneck 20 is too big for the 16-dim encoder but fine for the 133 raw inputs
+    # bottleneck 20 is too big for the 16-dim encoder but fine for the 57 raw inputs
     with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):
         replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"method": {"grid": ["ae_raw", "clr"]}})
     replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"method": {"grid": ["ae_raw"]}})
@@ -165,6 +165,8 @@ def test_impossible_configs_fail_before_ray_starts(tmp_path):
         replace(base, search_space={"train.mix": {"grid": ["ao", "bogus"]}})
     with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):
         replace(base, search_space={"score.bottleneck": {"grid": [4, 20]}})
+    with pytest.raises(ValueError, match=r"ScoreConfig.batch_size \(4096\) is larger than the \d+ training events of the AE"):
+        replace(base, search_space={"score.batch_size": {"grid": [64, 4096]}})
     with pytest.raises(ValueError, match="search space key 'train.temprature'"):
         replace(base, search_space={"train.temprature": {"grid": [0.1]}})
     with pytest.raises(ValueError, match="temperature must be > 0"):
