@@ -3,8 +3,8 @@
 A pool of Pythia 8 non-diffractive events is generated once per chunk; each hard event receives a
 Poisson number of them (mean `DetectorConfig.pileup_mean`), drawn from the pool with replacement, each
 rotated by a random azimuth (Delphes reuses its MinBias.pileup file the same way). The overlaid particles
-carry a flag, so the detector can treat them as its pile-up card does: charged ones removed from the
-jet inputs within the tracker (charged-hadron subtraction), everything in MET.
+carry a flag, so the detector can keep them out of the leptons and the jets (`DetectorConfig.
+jet_pileup_removal`) and put them all into MET.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ class PileupPool:
     @classmethod
     def generate(cls, pythia, n: int, batch: int = 250) -> "PileupPool":
         """`n` events of `pythia`, an initialised generator of MINBIAS."""
-        parts = []
-        while sum(p.n_events for p in parts) < n:
-            parts.append(Particles.from_pythia(pythia.nextBatch(min(batch, n - sum(p.n_events for p in parts)))))
+        parts, have = [], 0
+        while have < n:
+            parts.append(Particles.from_pythia(pythia.nextBatch(min(batch, n - have))))
+            have += parts[-1].n_events
         flat = Particles.concatenate(parts)
         counts = np.bincount(flat.evt, minlength=flat.n_events)
         return cls(flat, np.cumsum(counts) - counts, counts)
