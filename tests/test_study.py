@@ -127,8 +127,8 @@ def test_ae_raw_trials_need_no_encoder_and_check_the_raw_input_dimension(tmp_pat
     assert resolve(base, {})["method"] == base.train.loss
     # bottleneck 20 is too big for the 16-dim encoder but fine for the 57 raw inputs
     with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):
-        replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"method": {"grid": ["ae_raw", "clr"]}})
-    replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,)), search_space={"method": {"grid": ["ae_raw"]}})
+        replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,), batch_size=64), search_space={"method": {"grid": ["ae_raw", "clr"]}})
+    replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,), batch_size=64), search_space={"method": {"grid": ["ae_raw"]}})
     with pytest.raises(ValueError, match="unknown method 'byol': expected one of ae_raw, clr, anomclr, anomclr_plus, simclr"):
         replace(base, search_space={"method": {"grid": ["byol"]}})
     with pytest.raises(ValueError, match="unknown loss 'ae_raw'"):  # the baseline is a method, never a loss
