@@ -131,6 +131,7 @@ def _score(args: argparse.Namespace) -> int:
     from .events.dataset import load_dataset
     from .pretrain import choose_device, load_checkpoint
     from .figures import metrics_table, plot_curves
+    from .names import parse_proxy_key
 
     job = _job(ScoreJob, args)
     device = choose_device(args.device)
@@ -141,18 +142,21 @@ def _score(args: argparse.Namespace) -> int:
         job.score.check_input_dim(job.score.raw_dim)
     job.score.check_training_events(job.data.n_train)
     data = load_dataset(job.data)
-    summaries, curves = {}, {}
+    summaries, curves, signal_free = {}, {}, {}
     for name, (_, embed) in _inputs(data, models, not args.no_ae_raw, device, job.score.raw_one_hot).items():
         ev = evaluate_splits(embed, data, job.score, job.ae_seeds, job.eps_s)
         summaries[name], curves[name] = ev.summary(), ev.curves
-        print(f"{name}: " + ", ".join(f"{s} AUC {m['auc']:.3f}" for s, m in summaries[name].items()))
+        signal_free[name] = {k: v for k, v in ev.flat_metrics().items() if parse_proxy_key(k)}
+        print(f"{name}: " + ", ".join(f"{s} AUC {m['auc']:.3f}" for s, m in summaries[name].items())
+              + "; signal-free " + ", ".join(f"{k} {v:.3f}" for k, v in signal_free[name].items() if "auc" in k))
     args.out.mkdir(parents=True, exist_ok=True)
     configs.dump(job, args.out / CONFIG_FILE)
     (args.out / "metrics.json").write_text(json.dumps(summaries, indent=2))
+    (args.out / "signal_free.json").write_text(json.dumps(signal_free, indent=2))
     (args.out / "table.md").write_text(metrics_table(summaries, "auc") + "\n\n" + metrics_table(summaries, "si") + "\n")
     plot_curves(curves, args.out)
     print(metrics_table(summaries, "auc"))
-    print(f"wrote metrics.json, table.md, roc.png, si.png, {CONFIG_FILE} to {args.out}")
+    print(f"wrote metrics.json, signal_free.json, table.md, roc.png, si.png, {CONFIG_FILE} to {args.out}")
     return 0
 
 
@@ -304,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ScoreJob (data, score, ae_seeds, eps_s), at its default unless --config or "
                                    "--set says otherwise.")
     s.add_argument("--checkpoint", type=Path, nargs="*", default=[])
-    s.add_argument("--out", type=Path, required=True, help="folder for metrics.json, table.md, figures, config.yaml")
+    s.add_argument("--out", type=Path, required=True, help="folder for metrics.json, signal_free.json, table.md, figures, config.yaml")
     _config_arguments(s, "score.bottleneck=8 score.epochs=20 ae_seeds=[0,1] data.n_test=20000")
     s.add_argument("--no-ae-raw", action="store_true")
     s.add_argument("--device", default="auto")

@@ -2,6 +2,10 @@
 
 Inputs are either encoder representations or, for AE-Raw, preprocessed raw events flattened. Several
 AE seeds give mean and std of every metric (the paper's error bars combine CLR and AE seeds).
+
+Besides the per-signal metrics, every evaluation computes signal-free ones: the same AEs score held-out
+background events against their own anomaly-augmented views (`proxy_views`, one fixed generator for every
+trial), AUC and SI per augmentation mix (`names.proxy_key`). A search can choose on them without a label.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .augment import anomalous
 from .events.dataset import DataConfig, Dataset
 from .events.preprocess import N_KINEMATIC, Preprocessor
 from .metrics import Roc, roc, signal_metrics
-from .names import MEAN, MEAN_METRICS, PROBE_ACCURACY, SIGNAL_METRICS, metric_key
+from .names import MEAN, MEAN_METRICS, PROBE_ACCURACY, PROXY_METRICS, PROXY_MIXES, SIGNAL_METRICS, metric_key, proxy_key
 from .nplm import nplm_test
 from .score import ScoreConfig, fit_autoencoders
 
@@ -43,11 +48,13 @@ Metrics = dict[str, dict[str, list[float]]]  # signal -> metric name -> values o
 @dataclass
 class Evaluation:
     """metrics[signal][name] = test values over AE seeds; curves[signal] = test ROC of the first seed;
-    validation: the same metrics on the validation set, when there is one."""
+    validation: the same metrics on the validation set, when there is one; proxy[mix][name]: the same
+    metrics of held-out background against its views under an anomaly augmentation mix (no signal)."""
 
     metrics: Metrics
     curves: dict[str, Roc]
     validation: Metrics = field(default_factory=dict)
+    proxy: Metrics = field(default_factory=dict)
     probe_accuracy: float | None = None  # `linear_probe` on the test background, when it has labels
     nplm: dict[str, float] = field(default_factory=dict)  # `NPLMResult.metrics()` with score.nplm, else empty
 
@@ -57,9 +64,11 @@ class Evaluation:
 
     def flat_metrics(self) -> dict[str, float]:
         """MLflow / Tune metrics (keys: `names.metric_key`): per signal, mean and std over AE seeds,
-        means over the signals; with a validation set, the same on it; the probe's accuracy; NPLM's power
-        and median Z per signal and injection."""
-        return {**_flat(self.metrics, False), **(_flat(self.validation, True) if self.validation else {}),
+        means over the signals; with a validation set, the same on it; the signal-free metrics per mix
+        (means over AE seeds); the probe's accuracy; NPLM's power and median Z per signal and injection."""
+        proxy = {proxy_key(name, mix): float(np.mean(m[metric])) for mix, m in self.proxy.items()
+                 for name, metric in PROXY_METRICS.items()}
+        return {**_flat(self.metrics, False), **(_flat(self.validation, True) if self.validation else {}), **proxy,
                 **({} if self.probe_accuracy is None else {PROBE_ACCURACY: self.probe_accuracy}), **self.nplm}
 
 
@@ -93,13 +102,27 @@ def raw_inputs(pre: Preprocessor, events: np.ndarray, one_hot: bool = False) -> 
     return (x if one_hot else x[..., :N_KINEMATIC]).flatten(1)
 
 
+PROXY_SEED = 2021  # the generator of the proxy views: the same for every trial, so that trials compare
+PROXY_EVENTS = 10_000  # held-out background events the proxy metrics use (and as many views per mix)
+
+
+def proxy_views(background: np.ndarray, seed: int = PROXY_SEED) -> dict[str, np.ndarray]:
+    """{mix: every event of `background` under one anomaly augmentation of the mix} for each mix of
+    `names.PROXY_MIXES`: the anomalies AnomCLR trains against, drawn with a fixed generator per mix."""
+    x = torch.as_tensor(background)
+    return {mix: anomalous(x, mix, torch.Generator().manual_seed(seed)).numpy() for mix in PROXY_MIXES}
+
+
 def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: dict[str, torch.Tensor],
              cfg: ScoreConfig, seeds: tuple[int, ...] = (0,), eps_s: float = 0.3,
-             validation: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None) -> Evaluation:
+             validation: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None,
+             proxy: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None) -> Evaluation:
     """An AE per seed on `train` (background inputs; the seeds' AEs train together as one batched
     ensemble), metrics per signal on the test inputs and, given `validation` = (background, {signal:
-    inputs}), on those with the same AEs."""
-    sets = {"test": (test_background, test_signals), **({"val": validation} if validation else {})}
+    inputs}), on those with the same AEs; given `proxy` = (held-out background, {mix: its augmented
+    views}), the same metrics per mix."""
+    sets = {"test": (test_background, test_signals), **({"val": validation} if validation else {}),
+            **({"proxy": proxy} if proxy else {})}
     metrics: dict[str, Metrics] = {k: {s: {} for s in sigs} for k, (_, sigs) in sets.items()}
     curves: dict[str, Roc] = {}
     fits = fit_autoencoders(train, cfg, [torch.Generator().manual_seed(seed) for seed in seeds])
@@ -112,7 +135,7 @@ def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: d
                     metrics[name][sig].setdefault(metric, []).append(value)
                 if k == 0 and name == "test":
                     curves[sig] = roc(bkg, s)
-    return Evaluation(metrics["test"], curves, metrics.get("val", {}))
+    return Evaluation(metrics["test"], curves, metrics.get("val", {}), metrics.get("proxy", {}))
 
 
 def linear_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor, test_labels: np.ndarray,
@@ -144,13 +167,18 @@ def evaluate_splits(embed: Callable[[np.ndarray], torch.Tensor], data: Dataset, 
                     seeds: tuple[int, ...] = (0,), eps_s: float = 0.3) -> Evaluation:
     """The evaluation of trials and of `anomclr score`: every split of `data` embedded once (`embed`:
     events -> AE inputs, e.g. an encoder's representations or `raw_inputs`), then `evaluate`, on the
-    validation split too when `data` has one, the linear probe when it has process labels, and NPLM on
-    the test split (its background and signals as the toys' pools) with `cfg.nplm`."""
+    validation split too when `data` has one, the signal-free metrics on the first `PROXY_EVENTS` events
+    of the validation background (else of the test background) and their `proxy_views`, the linear probe
+    when `data` has process labels, and NPLM on the test split (its background and signals as the toys'
+    pools) with `cfg.nplm`."""
     validation = None if data.val_background is None else (
         embed(data.val_background), {s: embed(x) for s, x in data.val_signals.items()})
     train, test = embed(data.train), embed(data.test_background)
     test_signals = {s: embed(x) for s, x in data.test_signals.items()}
-    ev = evaluate(train, test, test_signals, cfg, seeds, eps_s, validation)
+    held_out = data.test_background if validation is None else data.val_background
+    proxy = ((test if validation is None else validation[0])[:PROXY_EVENTS],
+             {mix: embed(x) for mix, x in proxy_views(held_out[:PROXY_EVENTS]).items()})
+    ev = evaluate(train, test, test_signals, cfg, seeds, eps_s, validation, proxy)
     if data.train_labels is not None and data.test_labels is not None:
         ev.probe_accuracy = linear_probe(train, data.train_labels, test, data.test_labels)
     if cfg.nplm is not None:

@@ -233,6 +233,28 @@ def plot_search(points: dict[str, list[tuple[str, float, bool]]], path: str | Pa
     return Path(path)
 
 
+def plot_ranking(points: dict[str, list[tuple[float, float, str]]], path: str | Path, xlabel: str,
+                 titles: dict[str, str]) -> Path:
+    """How an objective ranks trials: one panel per key of `points` (a signal or the mean), each trial a
+    point (objective, test AUC) in its method's colour; `titles[key]` says the panel (e.g. its rank
+    correlation)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(points), figsize=(3.6 * len(points), 3.4), squeeze=False)
+    for ax, (key, pts) in zip(axes[0], points.items()):
+        for method in dict.fromkeys(m for _, _, m in pts):
+            xs, ys = zip(*((x, y) for x, y, m in pts if m == method))
+            ax.scatter(xs, ys, color=method_color(method, "C0"), label=method_label(method), s=18)
+        ax.set_title(titles[key], fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("test AUC")
+    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_null(null: dict[str, tuple[np.ndarray, float]], path: str | Path) -> Path:
     """NPLM's null toys per input ({name: (t of the null toys, dof of the χ² fitted to them)}): their
     histogram against the fitted χ² density, the check that the asymptotic Z can be trusted."""

@@ -4,13 +4,16 @@ trial can run, each with its label and colour, and the grammar of the metric key
 Metric keys: `<name>/<signal>` is a test-set metric (the mean over AE seeds), `<name>_std/<signal>`
 its std over AE seeds, `<name>/mean` the mean over the signals (AUC and SI only); on the validation set
 the same keys carry the prefix `val_` (`val_auc/mean`). `metric_key` builds a key and
-`parse_metric_key` reads one back: no other module spells them.
+`parse_metric_key` reads one back: no other module spells them. The signal-free metrics are
+`proxy_auc/<mix>` and `proxy_si/<mix>` (`proxy_key`): held-out background against its views under an
+anomaly augmentation mix of `augment.MIXES`, no signal involved.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .augment import MIXES
 from .events import layout as L
 from .losses import LOSSES
 
@@ -140,8 +143,40 @@ def parse_nplm_key(key: str) -> tuple[str, str, float] | None:
         return None
 
 
+PROXY_METRICS = {"proxy_auc": "auc", "proxy_si": "si"}  # signal-free: name -> the metrics.signal_metrics entry
+PROXY_MIXES = tuple(MIXES)  # the anomaly augmentation mixes the proxy metrics are computed for
+PROXY_DEFAULT = "proxy_auc/all"  # the signal-free objective (`studies/hpo.py --objective proxy`)
+
+
+def proxy_key(name: str, mix: str) -> str:
+    """`proxy_key("proxy_auc", "all")` -> "proxy_auc/all"."""
+    if name not in PROXY_METRICS:
+        raise ValueError(f"signal-free metric {name!r}: expected one of {', '.join(PROXY_METRICS)}")
+    if mix not in PROXY_MIXES:
+        raise ValueError(f"signal-free metric {name}/{mix}: the mix must be one of {', '.join(PROXY_MIXES)}")
+    return f"{name}/{mix}"
+
+
+def parse_proxy_key(key: str) -> tuple[str, str] | None:
+    """(name, mix) of a `proxy_key`, or None for any other key."""
+    name, sep, mix = key.partition("/")
+    return (name, mix) if sep and name in PROXY_METRICS and mix in PROXY_MIXES else None
+
+
+def check_objective(key: str) -> str:
+    """`key` if it is a metric key or a signal-free key; else a ValueError that shows both grammars."""
+    if parse_proxy_key(key) is None:
+        try:
+            parse_metric_key(key)
+        except ValueError as err:
+            raise ValueError(f"{err}; or a signal-free metric: {', '.join(PROXY_METRICS)} per mix, e.g. "
+                             f"{PROXY_DEFAULT}") from None
+    return key
+
+
 def objective_keys(signals: tuple[str, ...], validation: bool) -> set[str]:
     """What a study can maximise: AUC or SI per signal or their mean, on the test set and, with a
-    validation set, on it."""
+    validation set, on it; or a signal-free metric (every trial logs them)."""
     return {metric_key(m, s, validation=v) for v in ((False, True) if validation else (False,))
-            for m in MEAN_METRICS for s in (*signals, MEAN)}
+            for m in MEAN_METRICS for s in (*signals, MEAN)} | {proxy_key(n, x) for n in PROXY_METRICS
+                                                                  for x in PROXY_MIXES}

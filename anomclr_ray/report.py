@@ -6,8 +6,9 @@ trials), `trials.csv` (one row per trial: params, latest metrics), and figures: 
 per value of a varied categorical parameter such as the augmentation mix (Fig. 2), `vs_<param>.png`
 for a varied number such as the representation dimension (Fig. 3), `roc.png` / `si.png` for the best
 trial of each method, `nplm_power.png` (NPLM's P(Z > 3) against the injected fraction) when the trials
-ran `score.nplm`. It works on a study still running: figures use the trials that have finished
-their budget, the tables say how many are still going.
+ran `score.nplm`, `ranking.png` and a table of how well each signal-free objective (and the validation
+AUC) ranks the trials by their test AUC. It works on a study still running: figures use the trials that
+have finished their budget, the tables say how many are still going.
 
 Error bars: the std over the trials of a group (seeds); a group of one trial shows the std over its
 AE seeds.
@@ -24,10 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from .events import layout as L
-from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_search, plot_versus
+from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
 from .metrics import load_curves
-from .names import (BASELINE, MEAN, METHOD_KEY, METHODS, NPLM_POWER, PROBE_ACCURACY, SIGNAL_METRICS, applies,
-                    method_color, method_label, metric_key, parse_metric_key, parse_nplm_key)
+from .names import (BASELINE, MEAN, METHOD_KEY, METHODS, NPLM_POWER, PROBE_ACCURACY, PROXY_DEFAULT, PROXY_METRICS,
+                    PROXY_MIXES, SIGNAL_METRICS, applies, check_objective, method_color, method_label, metric_key,
+                    parse_nplm_key, parse_proxy_key, proxy_key)
 from .nplm import POWER_RANGE
 from .tracking import TRIAL_TAG, client
 
@@ -247,6 +249,56 @@ def _nplm_section(done: list[Trial], axes: list[str], out: Path) -> list[str]:
             "![NPLM power](nplm_power.png)", ""]
 
 
+def rank_agreement(objective: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """How well `objective` ranks trials by `target` (both per trial): Spearman's rank correlation (NaN
+    below 3 trials or for a constant input), and the regret: the best target less the target of the
+    trial the objective chooses (its maximum)."""
+    from scipy.stats import spearmanr
+
+    objective, target = np.asarray(objective, float), np.asarray(target, float)
+    constant = len(objective) < 3 or np.ptp(objective) == 0 or np.ptp(target) == 0
+    rho = float("nan") if constant else float(spearmanr(objective, target).statistic)
+    return rho, float(target.max() - target[np.argmax(objective)])
+
+
+def _ranking_section(trials: list[Trial], metric: str, out: Path) -> list[str]:
+    """Each signal-free objective (and the validation AUC, the probe) against the test AUC per signal:
+    rank correlation and regret over the trials that logged both (stopped-early trials with their last
+    evaluation, as the search saw them), and the figure of the study's proxy (`proxy_auc/all` unless the
+    study optimised another)."""
+    shown = metric if parse_proxy_key(metric) else PROXY_DEFAULT
+    signals = [s for s in L.SIGNALS if any(metric_key("auc", s) in t.metrics for t in trials)]
+    targets = [metric_key("auc", s) for s in signals] + [metric_key("auc", MEAN)]
+    candidates = [proxy_key(n, x) for n in PROXY_METRICS for x in PROXY_MIXES] + \
+        [metric_key("auc", MEAN, validation=True), PROBE_ACCURACY]
+    scored = [t for t in trials if shown in t.metrics and all(k in t.metrics for k in targets)]
+    if len(scored) < 2:
+        return []
+    head = ["objective", *(L.SIGNAL_TEXT[s] for s in signals), "mean"]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for c in candidates:
+        with_c = [t for t in scored if c in t.metrics]
+        if len(with_c) < 2:
+            continue
+        cells = []
+        for k in targets:
+            rho, regret = rank_agreement([t.metrics[c] for t in with_c], [t.metrics[k] for t in with_c])
+            cells.append(f"{rho:+.2f} / {regret:.3f}")
+        rows.append(f"| {'**' + c + '**' if c == shown else c} | " + " | ".join(cells) + " |")
+    points, titles = {}, {}
+    for s, k in zip([*signals, MEAN], targets):
+        points[s] = [(t.metrics[shown], t.metrics[k], t.method) for t in scored]
+        rho, regret = rank_agreement(*zip(*((x, y) for x, y, _ in points[s])))
+        titles[s] = f"{'mean of the signals' if s == MEAN else L.SIGNAL_TEXT[s]}: ρ = {rho:+.2f}, regret {regret:.3f}"
+    plot_ranking(points, out / "ranking.png", shown, titles)
+    return ["## Choosing without signal labels", "",
+            f"How well each objective ranks the {len(scored)} trials by their test AUC: Spearman's ρ / the regret "
+            "(the best trial's test AUC less that of the trial the objective chooses). `proxy_*`: held-out "
+            "background against its anomaly-augmented views, no signal; `val_auc/mean`: the validation signals; "
+            f"`{PROBE_ACCURACY}`: the linear probe on the process labels. Trials stopped early count with their "
+            "last evaluation.", "", *rows, "", f"![ranking by {shown}](ranking.png)", ""]
+
+
 def _mean_std(values: list[float]) -> tuple[float, float] | None:
     return (float(np.mean(values)), float(np.std(values))) if values else None
 
@@ -265,7 +317,7 @@ def _by_number(trials: list[Trial], axis: str, keys: dict[str, str]) -> dict[flo
 
 def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = metric_key("auc", MEAN)) -> Path:
     """Write the report of one study (MLflow experiment) to `out_dir`; returns the Markdown file."""
-    parse_metric_key(metric)  # a misspelled metric fails here, not as an empty "best"
+    check_objective(metric)  # a misspelled metric fails here, not as an empty "best"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trials = read_trials(uri, experiment)
@@ -298,6 +350,7 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = m
                 for axis in ablations:
                     md += _axis_section(done, axis, [a for a in encoder_axes if a not in (*SEEDS, axis)], out)
         md += _nplm_section(done, axes, out)
+        md += _ranking_section(trials, metric, out)
         with tempfile.TemporaryDirectory() as tmp:
             if curves := _best_curves(uri, done, metric, Path(tmp)):
                 plot_curves(curves, out)

@@ -41,7 +41,8 @@ from .figures import plot_curves
 from .metrics import save_curves
 from .model import ModelConfig
 from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
-from .names import BASELINE, MEAN, METHOD_KEY, applies, labels_needed, method as check_method, metric_key, objective_keys, parse_metric_key
+from .names import (BASELINE, MEAN, METHOD_KEY, applies, check_objective, labels_needed, method as check_method, metric_key,
+                    objective_keys)
 from .pretrain import TrainConfig, check_batch_size, choose_device, represent
 from .raycluster import check_cluster, connect
 from .score import ScoreConfig
@@ -101,7 +102,7 @@ class StudyConfig:
                 raise ValueError(f"search space {key!r}: expected one of {', '.join(DOMAINS)}, got {spec}")
             if self.search == "tpe" and "grid" in spec:
                 raise ValueError(f"search space {key!r}: 'grid' needs search='grid'; use 'choice' with tpe")
-        parse_metric_key(self.metric)  # names what a metric key looks like
+        check_objective(self.metric)  # names what a metric key looks like
         for sample in self.corner_samples():
             data = resolve(self, sample)["data"]  # every reachable config is valid, or we fail here with its message
             if self.metric not in (objectives := objective_keys(data.signals, data.has_validation)):

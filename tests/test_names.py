@@ -34,8 +34,9 @@ def test_a_misspelled_key_is_refused_with_the_reason(bad, why):
         parse_metric_key(bad)
 
 
-def test_objectives_are_auc_and_si_per_signal_and_mean():
-    assert objective_keys(L.SIGNALS, validation=False) == {f"{m}/{s}" for m in ("auc", "si") for s in (*L.SIGNALS, "mean")}
+def test_objectives_are_auc_and_si_per_signal_and_mean_or_a_signal_free_metric_per_mix():
+    assert objective_keys(L.SIGNALS, validation=False) == {f"{m}/{s}" for m in ("auc", "si") for s in (*L.SIGNALS, "mean")} \
+        | {f"proxy_{m}/{mix}" for m in ("auc", "si") for mix in ("ao", "cs", "shift", "all")}
     assert "val_auc/mean" in objective_keys(L.SIGNALS, validation=True)
 
 

@@ -92,6 +92,9 @@ def test_cli_pretrain_then_score_writes_metrics_plots_and_configs_that_run_again
         assert all(0.0 <= m["auc"] <= 1.0 and m["auc_std"] >= 0 for m in method.values())
     assert (out / "roc.png").stat().st_size > 10_000 and (out / "si.png").stat().st_size > 10_000
     assert "| AnomCLR |" in (out / "table.md").read_text()
+    signal_free = json.loads((out / "signal_free.json").read_text())  # background against its augmented views
+    assert set(signal_free) == set(metrics) and all(len(m) == 8 and 0 <= m["proxy_auc/all"] <= 1
+                                                    for m in signal_free.values())
     # the written config runs the same scoring again: the same metrics, seed for seed
     again = tmp_path / "again"
     assert main(["score", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(again),

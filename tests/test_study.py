@@ -61,6 +61,8 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
                 assert math.isfinite(r.data.metrics[f"{name}/{sig}"]), (name, sig)
         assert 0 < r.data.metrics["auc/mean"] < 1
         assert 0.25 < r.data.metrics["probe/accuracy"] <= 1  # the linear probe on the process labels
+        for mix in ("ao", "cs", "shift", "all"):  # signal-free: the test background against its augmented views
+            assert 0 <= r.data.metrics[f"proxy_auc/{mix}"] <= 1 and r.data.metrics[f"proxy_si/{mix}"] >= 0
         assert 0 < r.data.metrics["trial/evaluation_s"] < r.data.metrics["trial/wall_s"]
         assert r.data.metrics["trial/evaluation_fraction"] == pytest.approx(
             r.data.metrics["trial/evaluation_s"] / r.data.metrics["trial/wall_s"])
@@ -92,6 +94,9 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
         assert (tmp_path / "report" / png).stat().st_size > 20_000
     csv = (tmp_path / "report" / "trials.csv").read_text().splitlines()
     assert len(csv) == 3 and "metrics.auc/ato4l" in csv[0]
+    md = build_report(study.tracking_uri, study.name, tmp_path / "by_proxy", metric="proxy_auc/all").read_text()
+    assert "## Choosing without signal labels" in md and "| **proxy_auc/all** |" in md
+    assert (tmp_path / "by_proxy" / "ranking.png").stat().st_size > 20_000
 
 
 @pytest.mark.slow
