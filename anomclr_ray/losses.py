@@ -1,4 +1,4 @@
-"""Contrastive losses on head outputs (B, D), with the published AnomalyCLR semantics (DESIGN.md section 5).
+"""Contrastive losses on head outputs (B, D), with the published AnomalyCLR semantics (the equations: docs/design.md).
 
 Notation: h, h', h* = head outputs of the events, of their physical views and of their anomaly views;
 z = h/|h| etc.; s(a, b) = a.b for unit vectors; tau = temperature. The 2B anchors are
@@ -12,7 +12,7 @@ both views of j; the published code masks the diagonal and both +-B off-diagonal
 - AnomCLR+ (Eq. 5): L = 1/(2B) sum_a (s(z_i, z*_i) - s(a, p(a)))/tau; no denominator, O(B D). The paper
                     drops tau here, the published code divides by it (a scale): we follow the code.
 
-The companion method's losses (Metzger et al., DESIGN.md section 8) take two views of each event:
+The companion method's losses (Metzger et al., arXiv:2502.15926) take two views of each event:
 - SimCLR (NT-Xent, Chen et al. Eq. 1): L = 1/(2B) sum_a -log[ exp(s(a, p(a))/tau) / sum_{k != a} exp(s(a, k)/tau) ]:
                     CLR with the partner in the denominator.
 - SupCon (Khosla et al. Eq. 2, L_out): the positives P(a) of an anchor are every other view whose event

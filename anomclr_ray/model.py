@@ -1,4 +1,4 @@
-"""The permutation-invariant transformer encoder (DESIGN.md section 5).
+"""The permutation-invariant transformer encoder (docs/method.md).
 
 Per object: linear embedding of (pT, eta, phi scaled, one-hot type) -> transformer encoder layers
 (post-norm, as torch's `TransformerEncoderLayer`) in which each object attends to the objects of its
@@ -15,7 +15,7 @@ of 256; padding to it cost nearly all 19 slots). `represent_padded` is the same 
 19 slots with a key-padding mask (torch's `TransformerEncoder`): the reference the packed path is tested
 against. Both use the same parameters, so checkpoints serve either.
 
-The companion method (Metzger et al., DESIGN.md section 8) adds two options. `embedding_dim` projects the
+The companion method (Metzger et al., arXiv:2502.15926) adds two options. `embedding_dim` projects the
 representation linearly to a low-dimensional embedding (their default 4), which is then what the head
 (their "expander") and everything downstream see. `kind = "mlp"` is their MLP on the flattened event:
 the 19 slots' (pT, eta, phi) after the shared preprocessing (57 features; the slot says the type) ->
@@ -38,7 +38,7 @@ KINDS = ("transformer", "mlp")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Encoder hyper-parameters. Defaults: the authors' published code and tutorial (DESIGN.md)."""
+    """Encoder hyper-parameters. Defaults: the authors' published code and tutorial (docs/method.md)."""
 
     model_dim: int = 136
     heads: int = 4

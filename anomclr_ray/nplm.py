@@ -1,5 +1,5 @@
 """The signal-agnostic test: NPLM (New Physics Learning Machine; D'Agnolo, Wulzer, Grosso, Letizia et al.)
-on any representation the platform makes, as Metzger et al. use it (arXiv:2502.15926, DESIGN.md §8).
+on any representation the platform makes, as Metzger et al. use it (arXiv:2502.15926; docs/nplm.md).
 
 A toy is one pseudo-experiment: a reference sample of N_R background events and a data sample of
 N_B ~ Poisson(N_B̄) background plus N_S ~ Poisson(f N_B̄) signal events. A kernel logistic regression
@@ -46,7 +46,7 @@ POWER_RANGE = (-0.03, 1.03)  # the y range of power figures: a probability, what
 
 @dataclass(frozen=True)
 class NPLMConfig:
-    """NPLM's sizes and estimator (DESIGN.md §8; theirs: N_R = 1e6, N_B̄ = 1e5, M = 1000, λ = 1e-6 on a GPU;
+    """NPLM's sizes and estimator (docs/nplm.md; theirs: N_R = 1e6, N_B̄ = 1e5, M = 1000, λ = 1e-6 on a GPU;
     scaled down here to fit the shipped 100k-event background)."""
 
     fractions: tuple[float, ...] = (0.001, 0.005, 0.01)  # signal injections f: N_S ~ Poisson(f N_B̄)

@@ -38,7 +38,7 @@ SIZES: dict[str, dict[str, Any]] = {
                      "train.epochs": 20, "train.batch_size": 512, "train.learning_rate": 5e-4,
                      # the AE at half the published 100 epochs and batch 512 (published 4096): 48k training events
                      "score.epochs": 50, "score.batch_size": 512, "ae_seeds": [0, 1, 2]},
-    # the encoder at DESIGN.md's defaults (136 dimensions, 4 heads, 4 layers), the paper's data and epochs
+    # the encoder at its published defaults (136 dimensions, 4 heads, 4 layers), the paper's data and epochs
     "paper": {"data.n_train": 1_000_000, "data.n_test": 500_000, "data.n_test_signal": 50_000,
               "train.epochs": 100, "train.batch_size": 1024, "ae_seeds": [0, 1, 2]},
 }

@@ -32,7 +32,7 @@ from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.model import Encoder, ModelConfig
 from anomclr_ray.pretrain import TrainConfig, choose_device, train_epoch
 
-PAPER = ModelConfig()  # DESIGN.md's defaults: 136 dims, 4 heads, 4 layers
+PAPER = ModelConfig()  # the published code's defaults (docs/method.md): 136 dims, 4 heads, 4 layers
 
 
 def measure(packed: bool, batch: int, steps: int, device_name: str, precision: str = "float32"

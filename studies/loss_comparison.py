@@ -4,7 +4,7 @@
     python studies/loss_comparison.py                         # reproduction size (CPU, hours)
     python studies/loss_comparison.py --paper --address auto --gpu
 
-Nothing here is tuned on the test signals: the settings are DESIGN.md's defaults scaled to the machine.
+Nothing here is tuned on the test signals: the settings are the published code's defaults (docs/method.md) scaled to the machine.
 """
 
 from anomclr_ray import names, study_script

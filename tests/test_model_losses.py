@@ -112,7 +112,7 @@ def test_bad_model_config_is_named():
         ModelConfig(model_dim=10, heads=4)
 
 
-# ---- slow references written from DESIGN.md section 5 ------------------------------------------
+# ---- slow references written from docs/design.md's equations ------------------------------------------
 def _cos(a, b):
     return float(a @ b / (a.norm() * b.norm()))
 

@@ -46,7 +46,7 @@ class ObjectType:
         return self.slots.stop - self.slots.start
 
 
-# Selection as in the ADC2021 data set (DESIGN.md section 3). MET has no pT threshold and eta = 0.
+# Selection as in the ADC2021 data set (docs/data.md). MET has no pT threshold and eta = 0.
 MET_TYPE = ObjectType("met", MET, MET_ID, pt_min=0.0, eta_max=0.0)
 ELECTRON = ObjectType("electron", ELECTRONS, ELECTRON_ID, pt_min=3.0, eta_max=3.0)
 MUON = ObjectType("muon", MUONS, MUON_ID, pt_min=3.0, eta_max=2.1)

@@ -1,4 +1,4 @@
-"""Pythia 8 settings for the background cocktail and the four signals (DESIGN.md sections 3-4).
+"""Pythia 8 settings for the background cocktail and the four signals (docs/data.md).
 
 Each process is plain data: its Pythia strings, a description of what was generated, and, where a
 decay was forced, the branching fraction that forcing removed (recorded in the file attributes).
