@@ -33,6 +33,20 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    """Lay out, write and close a figure; its path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def _reference_band(ax, ref: float, err: float, color: str, label: str | None = None) -> None:
+    """A reference value across the panel: a dashed line with its ± err band (the AE-Raw baseline)."""
+    ax.axhline(ref, color=color, ls="--", lw=1, label=label)
+    ax.axhspan(ref - err, ref + err, color=color, alpha=0.1, lw=0)
+
+
 def _ordered_signals(signals) -> list[str]:
     return sorted(set(signals), key=list(L.SIGNALS).index)
 
@@ -65,11 +79,7 @@ def plot_curves(curves: dict[str, dict[str, Roc]], out_dir: str | Path) -> list[
             ax.set_title(L.SIGNAL_LATEX.get(sig, sig))
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{kind}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, out_dir / f"{kind}.png"))
     return paths
 
 
@@ -118,10 +128,7 @@ def plot_bars(summaries: dict[str, Summary], path: str | Path, title: str, metri
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].set_title(title)
     axes[0, 0].legend(fontsize=8, ncol=min(len(groups), 6))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_versus(series: dict[float, Summary], path: str | Path, xlabel: str, metrics: tuple[str, ...] = ("auc", "si"),
@@ -141,9 +148,7 @@ def plot_versus(series: dict[float, Summary], path: str | Path, xlabel: str, met
             std = np.array([series[x].get(s, {}).get(metric + "_std", 0.0) for x in xs])
             ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, label=L.SIGNAL_LATEX[s], color=f"C{i}")
             if reference and metric in reference.get(s, {}):
-                ref, err = reference[s][metric], reference[s].get(metric + "_std", 0.0)
-                ax.axhline(ref, color=f"C{i}", ls="--", lw=1)
-                ax.axhspan(ref - err, ref + err, color=f"C{i}", alpha=0.1, lw=0)
+                _reference_band(ax, reference[s][metric], reference[s].get(metric + "_std", 0.0), f"C{i}")
         if reference:
             ax.plot([], [], color="grey", ls="--", lw=1, label=f"{method_label(BASELINE)} (dashed)")
         if log_x:
@@ -153,10 +158,7 @@ def plot_versus(series: dict[float, Summary], path: str | Path, xlabel: str, met
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 
@@ -176,9 +178,7 @@ def plot_lines(lines: dict[str, dict[float, dict[str, float]]], panels: dict[str
             ax.errorbar(xs, [series[x][key] for x in xs], yerr=[series[x].get(key + "_std", 0.0) for x in xs],
                         marker="o", capsize=3, color=color, ls=style, label=label)
         if reference and key in reference:
-            ref, err = reference[key]
-            ax.axhline(ref, color="black", ls="--", lw=1, label=method_label(BASELINE))
-            ax.axhspan(ref - err, ref + err, color="black", alpha=0.1, lw=0)
+            _reference_band(ax, *reference[key], "black", method_label(BASELINE))
         if log_x:
             ax.set_xscale("log", base=2)
         xs = sorted({x for series in lines.values() for x in series})
@@ -190,10 +190,7 @@ def plot_lines(lines: dict[str, dict[float, dict[str, float]]], panels: dict[str
             ax.set_ylim(*ylim)
     axes[0, 0].set_ylabel(ylabel)
     axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_search(points: dict[str, list[tuple[str, float, bool]]], path: str | Path, metric: str) -> Path:
@@ -227,10 +224,7 @@ def plot_search(points: dict[str, list[tuple[str, float, bool]]], path: str | Pa
     for ax in list(axes.flat)[len(params):]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_ranking(points: dict[str, list[tuple[float, float, str]]], path: str | Path, xlabel: str,
@@ -249,10 +243,7 @@ def plot_ranking(points: dict[str, list[tuple[float, float, str]]], path: str | 
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("test AUC")
     axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_null(null: dict[str, tuple[np.ndarray, float]], path: str | Path) -> Path:
@@ -271,7 +262,4 @@ def plot_null(null: dict[str, tuple[np.ndarray, float]], path: str | Path) -> Pa
         ax.set_xlabel("t")
         ax.legend(fontsize=8)
     axes[0, 0].set_ylabel("density")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)

@@ -30,7 +30,15 @@ def _stop_group(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        time.sleep(grace)
+        proc.poll()  # reap the leader, so that a finished group stops answering signal 0
+        deadline = time.time() + grace
+        while time.time() < deadline:  # until the whole group has exited, at most `grace` seconds
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            proc.poll()
+            time.sleep(0.2)
 
 
 def start_ray(cmd: list[str], address: str, nodes: int, log: Path, env: dict | None = None,
