@@ -19,8 +19,8 @@ import torch
 from .augment import anomalous
 from .events.dataset import DataConfig, Dataset
 from .events.preprocess import N_KINEMATIC, Preprocessor
-from .metrics import Roc, roc, signal_metrics
-from .names import MEAN, MEAN_METRICS, PROBE_ACCURACY, PROXY_METRICS, PROXY_MIXES, SIGNAL_METRICS, metric_key, proxy_key
+from .metrics import EPS_S, Roc, roc, signal_metrics
+from .names import MEAN, PROBE_ACCURACY, PROXY_METRICS, PROXY_MIXES, SIGNAL_METRICS, mean_metrics, metric_key, proxy_key
 from .nplm import nplm_test
 from .score import ScoreConfig, fit_autoencoders
 
@@ -33,7 +33,7 @@ class ScoreJob:
     data: DataConfig = field(default_factory=DataConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     ae_seeds: tuple[int, ...] = (0, 1, 2)
-    eps_s: float = 0.3
+    eps_s: float = EPS_S
 
     def __post_init__(self):
         if not self.ae_seeds:
@@ -89,7 +89,7 @@ def _flat(metrics: Metrics, validation: bool) -> dict[str, float]:
         for name in SIGNAL_METRICS:
             out[metric_key(name, sig, validation=validation)] = m[name]
             out[metric_key(name, sig, std=True, validation=validation)] = m[f"{name}_std"]
-    for name in MEAN_METRICS:
+    for name in mean_metrics():
         out[metric_key(name, MEAN, validation=validation)] = float(np.mean([m[name] for m in summary.values()]))
     return out
 
@@ -114,7 +114,7 @@ def proxy_views(background: np.ndarray, seed: int = PROXY_SEED) -> dict[str, np.
 
 
 def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: dict[str, torch.Tensor],
-             cfg: ScoreConfig, seeds: tuple[int, ...] = (0,), eps_s: float = 0.3,
+             cfg: ScoreConfig, seeds: tuple[int, ...] = (0,), eps_s: float = EPS_S,
              validation: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None,
              proxy: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None) -> Evaluation:
     """An AE per seed on `train` (background inputs; the seeds' AEs train together as one batched
@@ -164,7 +164,7 @@ def linear_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tens
 
 
 def evaluate_splits(embed: Callable[[np.ndarray], torch.Tensor], data: Dataset, cfg: ScoreConfig,
-                    seeds: tuple[int, ...] = (0,), eps_s: float = 0.3) -> Evaluation:
+                    seeds: tuple[int, ...] = (0,), eps_s: float = EPS_S) -> Evaluation:
     """The evaluation of trials and of `anomclr score`: every split of `data` embedded once (`embed`:
     events -> AE inputs, e.g. an encoder's representations or `raw_inputs`), then `evaluate`, on the
     validation split too when `data` has one, the signal-free metrics on the first `PROXY_EVENTS` events

@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from .events import layout as L
-from .metrics import Roc, significance_improvement
+from .metrics import EPS_S, Roc, metric_label, significance_improvement
 from .names import BASELINE, METHOD_KEY, method_color, method_label
 
 Summary = dict[str, dict[str, float]]  # {signal: {metric: mean, metric + "_std": std}}
 
-METRIC_LABELS = {"auc": "AUC", "si": r"SI = $\epsilon_S/\sqrt{\epsilon_B}$ at $\epsilon_S$ = 0.3",
-                 "eb_at_es": r"$\epsilon_B$ at $\epsilon_S$ = 0.3"}
 AXIS_LABELS = {METHOD_KEY: "method", "train.mix": "anomaly augmentation mix", "model.model_dim": "representation dimension",
                "score.bottleneck": "AE bottleneck dimension", "train.temperature": r"temperature $\tau$",
                "train.learning_rate": "learning rate", "train.batch_size": "batch size",
@@ -96,7 +94,7 @@ def metrics_table(summaries: dict[str, dict[str, dict[str, float]]], metric: str
 
 
 def plot_bars(summaries: dict[str, Summary], path: str | Path, title: str, metrics: tuple[str, ...] = ("auc", "si"),
-              reference: Summary | None = None) -> Path:
+              reference: Summary | None = None, eps_s: float = EPS_S) -> Path:
     """Paper Fig. 2: per signal, one bar per group (e.g. augmentation mix) with its std as error bar;
     `reference` (the AE-Raw baseline) a dashed line with its ± std band across each signal's bars.
 
@@ -121,7 +119,7 @@ def plot_bars(summaries: dict[str, Summary], path: str | Path, title: str, metri
                           label=method_label(BASELINE) if j == 0 else None)
                 ax.fill_between([j - 0.45, j + 0.45], ref - err, ref + err, color="black", alpha=0.12, lw=0, zorder=3)
         ax.set_xticks(x, [L.SIGNAL_LATEX[s] for s in signals])
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_ylabel(metric_label(metric, eps_s))
         if metric == "auc":
             ax.axhline(0.5, color="grey", lw=0.8, ls=":")
             ax.set_ylim(0, 1)
@@ -132,7 +130,7 @@ def plot_bars(summaries: dict[str, Summary], path: str | Path, title: str, metri
 
 
 def plot_versus(series: dict[float, Summary], path: str | Path, xlabel: str, metrics: tuple[str, ...] = ("auc", "si"),
-                log_x: bool = True, reference: Summary | None = None) -> Path:
+                log_x: bool = True, reference: Summary | None = None, eps_s: float = EPS_S) -> Path:
     """Paper Fig. 3: each metric per signal versus a number (e.g. the representation dimension), ± std;
     `reference` (the AE-Raw baseline) a dashed line with its ± std band per signal, in its colour.
 
@@ -155,7 +153,7 @@ def plot_versus(series: dict[float, Summary], path: str | Path, xlabel: str, met
             ax.set_xscale("log", base=2)
         ax.set_xticks(xs, [f"{x:g}" for x in xs])
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_ylabel(metric_label(metric, eps_s))
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     return _save(plt, fig, path)

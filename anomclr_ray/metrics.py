@@ -2,13 +2,20 @@
 
 Signal efficiency eps_S and background efficiency eps_B are the fractions above a score threshold;
 SI(eps_S) = eps_S / sqrt(eps_B) (significance improvement). All vectorised (numpy).
+
+`SIGNAL_METRICS` is the one list of per-signal metrics: each entry computes its value from the ROC and
+carries its labels and whether it is averaged over the signals. Trials log every entry, and names,
+figures and reports read it from here: a new metric is one entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+EPS_S = 0.3  # the fixed signal efficiency of SI and eps_B (the paper's Fig. 1): the one default
 
 
 @dataclass(frozen=True)
@@ -67,20 +74,54 @@ def significance_improvement(curve: Roc, min_eps_b: float | None = None) -> tupl
     return curve.eps_s[keep], curve.eps_s[keep] / np.sqrt(curve.eps_b[keep])
 
 
-def signal_metrics(background: np.ndarray, signal: np.ndarray, eps_s: float = 0.3) -> dict[str, float]:
-    """AUC, SI and eps_B at the fixed signal efficiency `eps_s`, and eps_S at eps_B = 1e-5.
+@dataclass(frozen=True)
+class SignalMetric:
+    """A per-signal metric: `compute(curve, eps_s, n_background)`; `short` names it in table headers;
+    `label` (figures, LaTeX) and `text` (tables) may hold "{eps_s}", replaced by the signal efficiency
+    used; `mean`: also averaged over the signals (`<name>/mean`)."""
 
-    eps_S at 1e-5 is NaN when the background holds fewer than 1e6 events (fewer than 10 above the cut).
-    """
-    curve = roc(background, signal)
+    compute: Callable[[Roc, float, int], float]
+    short: str
+    label: str
+    text: str
+    mean: bool = False
+
+    def labelled(self, eps_s: float, latex: bool = True) -> str:
+        return (self.label if latex else self.text).replace("{eps_s}", f"{eps_s:g}")
+
+
+def _si(curve: Roc, eps_s: float, _n: int) -> float:
     eb = eps_b_at(curve, eps_s)
-    return {
-        "auc": auc(curve),
-        "eb_at_es": eb,
-        "inv_eb_at_es": 1.0 / eb if eb > 0 else float("inf"),
-        "si": eps_s / np.sqrt(eb) if eb > 0 else float("inf"),
-        "es_at_eb_1e-5": eps_s_at(curve, 1e-5) if len(background) >= 1_000_000 else float("nan"),
-    }
+    return eps_s / np.sqrt(eb) if eb > 0 else float("inf")
+
+
+def _inverse_eb(curve: Roc, eps_s: float, _n: int) -> float:
+    eb = eps_b_at(curve, eps_s)
+    return 1.0 / eb if eb > 0 else float("inf")
+
+
+SIGNAL_METRICS: dict[str, SignalMetric] = {
+    "auc": SignalMetric(lambda c, _e, _n: auc(c), "AUC", "AUC", "AUC", mean=True),
+    "si": SignalMetric(_si, "SI", r"SI = $\epsilon_S/\sqrt{\epsilon_B}$ at $\epsilon_S$ = {eps_s}", "SI at ε_S = {eps_s}",
+                       mean=True),
+    "eb_at_es": SignalMetric(lambda c, e, _n: eps_b_at(c, e), "ε_B", r"$\epsilon_B$ at $\epsilon_S$ = {eps_s}",
+                             "ε_B at ε_S = {eps_s}"),
+    "inv_eb_at_es": SignalMetric(_inverse_eb, "1/ε_B", r"$1/\epsilon_B$ at $\epsilon_S$ = {eps_s}", "1/ε_B at ε_S = {eps_s}"),
+    # the ADC2021 challenge metric: NaN below 1e6 background events (fewer than 10 above the cut)
+    "es_at_eb_1e-5": SignalMetric(lambda c, _e, n: eps_s_at(c, 1e-5) if n >= 1_000_000 else float("nan"),
+                                  "ε_S(10⁻⁵)", r"$\epsilon_S$ at $\epsilon_B = 10^{-5}$", "ε_S at ε_B = 10⁻⁵"),
+}
+
+
+def signal_metrics(background: np.ndarray, signal: np.ndarray, eps_s: float = EPS_S) -> dict[str, float]:
+    """Every metric of `SIGNAL_METRICS` for one signal's scores against the background's."""
+    curve = roc(background, signal)
+    return {name: float(m.compute(curve, eps_s, len(background))) for name, m in SIGNAL_METRICS.items()}
+
+
+def metric_label(name: str, eps_s: float = EPS_S, latex: bool = True) -> str:
+    """A metric's label at the signal efficiency used (the name itself for a metric not listed)."""
+    return SIGNAL_METRICS[name].labelled(eps_s, latex) if name in SIGNAL_METRICS else name
 
 
 def save_curves(curves: dict[str, Roc], path) -> None:

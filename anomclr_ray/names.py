@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from .augment import MIXES
 from .events import layout as L
 from .losses import LOSSES
+from .metrics import SIGNAL_METRICS as _SIGNAL_METRICS
 
 BASELINE = "ae_raw"  # the autoencoder on the preprocessed raw events: no encoder
 METHOD_KEY = "method"  # the search-space key (and MLflow param) that chooses a trial's method
+EPS_S_KEY = "eps_s"  # the MLflow param of a trial: the signal efficiency its SI and eps_B were taken at
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,14 @@ def method_color(name: str, default: str | None = None) -> str | None:
 
 
 PROBE_ACCURACY = "probe/accuracy"  # the linear probe's held-out accuracy on the process labels (no signal)
-SIGNAL_METRICS = ("auc", "si", "eb_at_es")  # per signal, from metrics.signal_metrics
-MEAN_METRICS = ("auc", "si")  # also averaged over the signals
+SIGNAL_METRICS = _SIGNAL_METRICS  # per signal: metrics.SIGNAL_METRICS itself, so that an entry added there counts
+
+
+def mean_metrics() -> tuple[str, ...]:
+    """The per-signal metrics also averaged over the signals (`<name>/mean`)."""
+    return tuple(n for n, m in SIGNAL_METRICS.items() if m.mean)
+
+
 MEAN = "mean"
 _STD, _VALIDATION = "_std", "val_"
 
@@ -90,9 +98,9 @@ class MetricKey:
         if self.name not in SIGNAL_METRICS:
             raise ValueError(f"metric {self.name!r}: expected one of {', '.join(SIGNAL_METRICS)}")
         if self.signal == MEAN:
-            if self.name not in MEAN_METRICS or self.std:
+            if self.name not in mean_metrics() or self.std:
                 raise ValueError(f"metric {self.name}{_STD if self.std else ''}/{MEAN}: only "
-                                 f"{', '.join(MEAN_METRICS)} have a mean over signals (and no std)")
+                                 f"{', '.join(mean_metrics())} have a mean over signals (and no std)")
         elif self.signal not in L.SIGNALS:
             raise ValueError(f"signal {self.signal!r}: expected one of {', '.join(L.SIGNALS)} or {MEAN}")
 
@@ -178,5 +186,5 @@ def objective_keys(signals: tuple[str, ...], validation: bool) -> set[str]:
     """What a study can maximise: AUC or SI per signal or their mean, on the test set and, with a
     validation set, on it; or a signal-free metric (every trial logs them)."""
     return {metric_key(m, s, validation=v) for v in ((False, True) if validation else (False,))
-            for m in MEAN_METRICS for s in (*signals, MEAN)} | {proxy_key(n, x) for n in PROXY_METRICS
+            for m in mean_metrics() for s in (*signals, MEAN)} | {proxy_key(n, x) for n in PROXY_METRICS
                                                                   for x in PROXY_MIXES}

@@ -26,9 +26,9 @@ import numpy as np
 
 from .events import layout as L
 from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
-from .metrics import load_curves
-from .names import (BASELINE, MEAN, METHOD_KEY, METHODS, NPLM_POWER, PROBE_ACCURACY, PROXY_DEFAULT, PROXY_METRICS,
-                    PROXY_MIXES, SIGNAL_METRICS, applies, check_objective, method_color, method_label, metric_key,
+from .metrics import EPS_S, load_curves, metric_label
+from .names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, METHODS, NPLM_POWER, PROBE_ACCURACY, PROXY_DEFAULT, PROXY_METRICS,
+                    PROXY_MIXES, SIGNAL_METRICS, applies, check_objective, mean_metrics, method_color, method_label, metric_key,
                     parse_nplm_key, parse_proxy_key, proxy_key)
 from .nplm import POWER_RANGE
 from .tracking import TRIAL_TAG, client
@@ -141,7 +141,7 @@ def write_csv(trials: list[Trial], path: Path) -> Path:
 
 def _trials_table(trials: list[Trial], axes: list[str], metric: str) -> str:
     signals = [s for s in L.SIGNALS if any(metric_key("auc", s) in t.metrics for t in trials)]
-    means = {metric_key("auc", MEAN): "AUC mean", metric_key("si", MEAN): "SI mean"}
+    means = {metric_key(m, MEAN): f"{SIGNAL_METRICS[m].short} mean" for m in mean_metrics()}
     means.setdefault(metric, metric)  # the study's objective gets a column too (e.g. val_auc/mean)
     head = ["trial", "complete", *axes, *(f"AUC {L.SIGNAL_TEXT[s]}" for s in signals), *means.values()]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -154,11 +154,20 @@ def _trials_table(trials: list[Trial], axes: list[str], metric: str) -> str:
     return "\n".join(rows)
 
 
-def _method_section(done: list[Trial]) -> list[str]:
+def eps_s_of(trials: list[Trial]) -> float:
+    """The signal efficiency the trials took SI and eps_B at (their `eps_s` param; older runs: the default)."""
+    values = {float(t.params.get(EPS_S_KEY, EPS_S)) for t in trials}
+    if len(values) > 1:
+        raise ValueError(f"the trials took SI at different signal efficiencies ({sorted(values)}): one study, one eps_s")
+    return values.pop() if values else EPS_S
+
+
+def _method_section(done: list[Trial], eps_s: float) -> list[str]:
     by_method = _method_order(group_summary(done, METHOD_KEY))
     n_per = ", ".join(f"{method_label(m)} {next(iter(v.values()))['n']}" for m, v in by_method.items())
     return ["## Per method (Table 2)", "", f"Mean ± std over trials (trials per method: {n_per}).", "",
-            "AUC", "", metrics_table(by_method, "auc"), "", "SI at ε_S = 0.3", "", metrics_table(by_method, "si"), ""]
+            *(line for m in mean_metrics() for line in (metric_label(m, eps_s, latex=False), "",
+                                                      metrics_table(by_method, m), ""))]
 
 
 def _search_section(trials: list[Trial], params: list[str], metric: str, out: Path) -> list[str]:
@@ -169,7 +178,7 @@ def _search_section(trials: list[Trial], params: list[str], metric: str, out: Pa
             "![search](search.png)", ""]
 
 
-def _axis_section(done: list[Trial], axis: str, others: list[str], out: Path) -> list[str]:
+def _axis_section(done: list[Trial], axis: str, others: list[str], out: Path, eps_s: float) -> list[str]:
     """Fig. 2 bars for a categorical parameter, Fig. 3 lines for a number with more than two values;
     the study's AE-Raw trials (no encoder: `axis` does not apply to them) as the reference line."""
     baseline = [t for t in done if t.method == BASELINE]
@@ -179,10 +188,10 @@ def _axis_section(done: list[Trial], axis: str, others: list[str], out: Path) ->
     label = AXIS_LABELS.get(axis, axis)
     if numbers is not None and len(numbers) > 2:
         positive = min(numbers) > 0 and max(numbers) / min(numbers) >= 8
-        path = plot_versus(dict(zip(numbers, summaries.values())), out / f"vs_{axis}.png", label, log_x=positive,
-                           reference=reference)
+        path = plot_versus(dict(zip(numbers, summaries.values())), out / f"vs_{axis}.png", label, mean_metrics(),
+                           positive, reference, eps_s)
     else:
-        path = plot_bars(summaries, out / f"by_{axis}.png", f"by {label}", reference=reference)
+        path = plot_bars(summaries, out / f"by_{axis}.png", f"by {label}", mean_metrics(), reference, eps_s)
     note = f" Averaged over the other varied parameters ({', '.join(others)})." if others else ""
     ref_note = (f" Dashed: {method_label(BASELINE)} ({len(baseline)} trial{'s' * (len(baseline) != 1)}), which has "
                 f"no encoder, so `{axis}` does not apply to it." if baseline else "")
@@ -191,7 +200,7 @@ def _axis_section(done: list[Trial], axis: str, others: list[str], out: Path) ->
             metrics_table(table, "auc", axis), ""]
 
 
-def _comparison_section(done: list[Trial], axis: str, groups: list[str], out: Path) -> list[str]:
+def _comparison_section(done: list[Trial], axis: str, groups: list[str], out: Path, eps_s: float) -> list[str]:
     """Each metric against a number (e.g. the embedding dimension), one line per combination of the
     other axes (e.g. method x encoder; the colour is the method's, the line style the encoder's), the
     AE-Raw trials as the reference; AUC and SI per signal, and the linear probe's accuracy."""
@@ -204,7 +213,8 @@ def _comparison_section(done: list[Trial], axis: str, groups: list[str], out: Pa
     styles = {label: _style(members[0], done, i) for i, (label, members) in enumerate(combos.items())}
     signals = [s for s in L.SIGNALS if any(metric_key("auc", s) in t.metrics for t in done)]
     label, md = AXIS_LABELS.get(axis, axis), [f"## Against `{axis}`", ""]
-    for metric, title in (("auc", "AUC"), ("si", "SI at ε_S = 0.3"), (PROBE_ACCURACY, "linear-probe accuracy")):
+    for metric, title in (*((m, metric_label(m, eps_s, latex=False)) for m in mean_metrics()),
+                          (PROBE_ACCURACY, "linear-probe accuracy")):
         keys = {PROBE_ACCURACY: "process labels"} if metric == PROBE_ACCURACY else \
             {metric_key(metric, s): L.SIGNAL_LATEX[s] for s in signals}
         if not any(k in t.metrics for t in done for k in keys):
@@ -334,7 +344,8 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = m
         md += ["## Best trial", "", f"`{best.name}` ({method_label(best.method)}): {metric} = "
                f"{best.metrics.get(metric, float('nan')):.3f}"
                + "".join(f", `{a}` = {best.params[a]}" for a in axes if applies(best.method, a)), ""]
-        md += _method_section(done)
+        eps_s = eps_s_of(done)
+        md += _method_section(done, eps_s)
         searched = [a for a in varying(trials) if a not in SEEDS and a != METHOD_KEY]
         if len(searched) > 2:  # a search, not an ablation: the objective against each parameter
             md += _search_section(trials, searched, metric, out)
@@ -345,10 +356,10 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = m
             numbers = [a for a in ablations if _as_number([t.params[a] for t in encoder]) is not None]
             others = [a for a in encoder_axes if a not in (*SEEDS, *numbers[:1])]
             if numbers and others:  # a number against method x encoder ...: one line per combination
-                md += _comparison_section(done, numbers[0], others, out)
+                md += _comparison_section(done, numbers[0], others, out, eps_s)
             else:
                 for axis in ablations:
-                    md += _axis_section(done, axis, [a for a in encoder_axes if a not in (*SEEDS, axis)], out)
+                    md += _axis_section(done, axis, [a for a in encoder_axes if a not in (*SEEDS, axis)], out, eps_s)
         md += _nplm_section(done, axes, out)
         md += _ranking_section(trials, metric, out)
         with tempfile.TemporaryDirectory() as tmp:

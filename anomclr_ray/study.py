@@ -38,10 +38,10 @@ from .evaluate import Evaluation, evaluate_splits, raw_inputs
 from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
 from .events.preprocess import Preprocessor
 from .figures import plot_curves
-from .metrics import save_curves
+from .metrics import EPS_S, save_curves
 from .model import ModelConfig
 from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
-from .names import (BASELINE, MEAN, METHOD_KEY, applies, check_objective, labels_needed, method as check_method, metric_key,
+from .names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, applies, check_objective, labels_needed, method as check_method, metric_key,
                     objective_keys)
 from .pretrain import TrainConfig, check_batch_size, choose_device, represent
 from .raycluster import check_cluster, connect
@@ -67,7 +67,7 @@ class StudyConfig:
     search: str = "grid"  # "grid" (all combinations) or "tpe" (Optuna)
     num_samples: int = 1  # tpe: trials; grid: repeats of the grid
     metric: str = metric_key("auc", MEAN)
-    eps_s: float = 0.3
+    eps_s: float = EPS_S
     ae_seeds: tuple[int, ...] = (0,)
     tracking_uri: str = DEFAULT_TRACKING_URI
     storage_path: str = "runs"
@@ -216,7 +216,7 @@ class _Trial:
                 progress |= json.loads((Path(d) / "progress.json").read_text())
         monitor = StudyMonitor(study.name)
         monitor.count(TRIALS_STARTED)
-        params = {METHOD_KEY: cfgs["method"], **{s: cfgs[s] for s in SECTIONS}}
+        params = {METHOD_KEY: cfgs["method"], EPS_S_KEY: study.eps_s, **{s: cfgs[s] for s in SECTIONS}}
         return cls(study, trial_id, _run_name(cfgs["method"], sample, trial_id), cfgs, params, progress,
                    time.perf_counter() - progress["wall_s"], monitor, choose_device("auto"))
 

@@ -17,7 +17,7 @@ LAYERS = (
     "events.generation.processes", "events.generation.detector", "events.generation.pileup",
     "events.generation.pythia_chunk",
     "events.generation.runner", "events.generation",
-    "augment", "model", "losses", "names", "nplm", "pretrain", "score", "metrics", "evaluate",
+    "augment", "model", "losses", "metrics", "names", "nplm", "pretrain", "score", "evaluate",
     "monitoring", "distributed", "tracking", "figures", "report", "study", "study_script", "ui", "cli",
 )
 

@@ -1,0 +1,45 @@
+"""Extension points are one entry in one place: a metric added to `metrics.SIGNAL_METRICS` here, in a
+test module, reaches a trial's metrics, its MLflow run, the report's tables and its figures."""
+
+import numpy as np
+import torch
+
+from anomclr_ray.evaluate import evaluate
+from anomclr_ray.metrics import SignalMetric, auc
+from anomclr_ray.names import metric_key, parse_metric_key
+from anomclr_ray.report import build_report, read_trials
+from anomclr_ray.score import ScoreConfig
+from anomclr_ray.tracking import experiment_id, log_trial, start_parent_run
+
+TOY = SignalMetric(lambda curve, eps_s, _n: 10 * auc(curve), "toy", "toy score at {eps_s}", "toy at ε_S = {eps_s}",
+                   mean=True)
+
+
+def test_a_metric_added_in_one_place_reaches_the_run_the_report_and_its_figures(tmp_path, monkeypatch):
+    from anomclr_ray import metrics
+
+    monkeypatch.setitem(metrics.SIGNAL_METRICS, "toy", TOY)
+    assert parse_metric_key("val_toy/mean").name == "toy"  # the key grammar knows it
+    g = torch.Generator().manual_seed(0)
+    train, bkg = torch.randn(1000, 4, generator=g), torch.randn(300, 4, generator=g)
+    signals = {"ato4l": 2 + torch.randn(200, 4, generator=g), "hc_taunu": torch.randn(200, 4, generator=g)}
+    flat = evaluate(train, bkg, signals, ScoreConfig(bottleneck=2, hidden=(8,), epochs=2, batch_size=100),
+                    eps_s=0.2).flat_metrics()
+    assert flat["toy/ato4l"] == 10 * flat["auc/ato4l"] and flat["toy/mean"] == 10 * flat["auc/mean"]
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    exp = experiment_id(uri, "toy", (tmp_path / "mlartifacts").as_uri())
+    parent = start_parent_run(uri, exp, "toy", {"name": "toy"})
+    for i, mix in enumerate(("ao", "cs")):  # a two-value ablation: bars per mix
+        shifted = {k: v + 0.01 * i for k, v in flat.items() if np.isfinite(v)}
+        log_trial(uri, exp, parent, f"t{i}", f"trial {i}", {"method": "anomclr_plus", "eps_s": 0.2,
+                                                             "train": {"mix": mix, "epochs": 2}},
+                  {**shifted, "epoch": 2}, 2, {}, [], finished=True)
+    assert all(metric_key("toy", "ato4l") in t.metrics for t in read_trials(uri, "toy"))
+    md = build_report(uri, "toy", tmp_path / "rep").read_text()
+    assert "toy at ε_S = 0.2" in md and "| toy mean |" in md  # its table (at the eps_s used) and its column
+    assert "SI at ε_S = 0.2" in md and "ε_S = 0.3" not in md  # labels come from the value used
+    import matplotlib.pyplot as plt
+
+    bars = plt.imread(tmp_path / "rep" / "by_train.mix.png")
+    assert bars.shape[0] == round(3 * 3.2 * 110)  # a row of bars per averaged metric: AUC, SI and the toy
