@@ -7,13 +7,17 @@ wrapped phi, acceptance and thresholds respected). No Python loop over events.
 Physical (applied together by `physical`): a common phi rotation, pT-dependent eta/phi smearing,
 jet pT smearing; the companion method's object masking and Gaussian pT resampling (cl4ad's
 `naive_masking` of whole particles and `gaussian_resampling_pT`, made to keep events valid) compose
-with them into the physical view (`TrainConfig.mask_probability`, `pt_resampling`). Anomalous (one per event, chosen uniformly among the mix by `anomalous`): add
-objects, collinear split, pT/MET shift.
+with them into the physical view (`TrainConfig.mask_probability`, `pt_resampling`).
+
+Anomalous (one per event, chosen uniformly among the mix by `anomalous`): add objects (`ao`), collinear
+split (`cs`), pT/MET shift (`shift`), declared once in `ANOMALIES`: a new anomaly augmentation is one
+entry there, and the mixes, the study scripts and the signal-free metrics follow.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -21,8 +25,7 @@ from .events import layout as L
 from .events.kinematics import jet_pt_resolution, wrap_phi
 
 TYPES = (L.ELECTRON, L.MUON, L.JET)  # the object types (MET aside)
-ANOMALOUS = ("add", "split", "shift")
-MIXES = {"ao": ("add",), "cs": ("split",), "shift": ("shift",), "all": ANOMALOUS}
+ALL = "all"  # the mix of every anomaly augmentation
 # pT/MET shift factors, as the published `shift_met_or_pt`: MET alone x U[0.5, 5) (MET has no threshold),
 # object pTs alone or with the MET x U[1, 5) (factors >= 1 keep every threshold and the trigger).
 SHIFT_MET_RANGE = (0.5, 5.0)
@@ -30,13 +33,18 @@ SHIFT_PT_RANGE = (1.0, 5.0)
 PT_MARGIN = 1e-3  # GeV: split parts stay this far above thresholds so float32 rounding cannot cross them
 
 
+def mixes() -> tuple[str, ...]:
+    """The named mixes: each anomaly augmentation of `ANOMALIES` alone, then `all` of them."""
+    return (*ANOMALIES, ALL)
+
+
 def parse_mix(mix: str) -> tuple[str, ...]:
-    """'ao', 'cs', 'shift', 'all' or '+'-joined names ('ao+shift') -> augmentation names."""
+    """'ao', 'cs', 'shift', 'all' or '+'-joined names ('ao+shift') -> the names of `ANOMALIES` in it."""
     names: list[str] = []
     for part in mix.split("+"):
-        if part not in MIXES:
-            raise ValueError(f"unknown augmentation mix {mix!r}: use {', '.join(MIXES)} or '+'-joined names")
-        names += [n for n in MIXES[part] if n not in names]
+        if part not in mixes():
+            raise ValueError(f"unknown augmentation mix {mix!r}: use {', '.join(mixes())} or '+'-joined names")
+        names += [n for n in (tuple(ANOMALIES) if part == ALL else (part,)) if n not in names]
     return tuple(names)
 
 
@@ -289,7 +297,9 @@ def shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return y
 
 
-ANOMALY_FUNCTIONS = {"add": add_objects, "split": collinear_split, "shift": shift}
+# The anomaly augmentations by their mix name: (events, generator) -> augmented events, valid and selected.
+ANOMALIES: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "ao": add_objects, "cs": collinear_split, "shift": shift}
 
 
 def anomalous(x: torch.Tensor, mix: str | tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
@@ -300,5 +310,5 @@ def anomalous(x: torch.Tensor, mix: str | tuple[str, ...], generator: torch.Gene
     for k, name in enumerate(names):
         rows = (choice == k).nonzero().squeeze(1)
         if len(rows):
-            y[rows] = ANOMALY_FUNCTIONS[name](x[rows], generator)
+            y[rows] = ANOMALIES[name](x[rows], generator)
     return y

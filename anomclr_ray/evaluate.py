@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .augment import anomalous
+from .augment import anomalous, mixes
 from .events.dataset import DataConfig, Dataset
 from .events.preprocess import N_KINEMATIC, Preprocessor
 from .metrics import EPS_S, Roc, roc, signal_metrics
-from .names import MEAN, PROBE_ACCURACY, PROXY_METRICS, PROXY_MIXES, SIGNAL_METRICS, mean_metrics, metric_key, proxy_key
+from .names import MEAN, PROBE_ACCURACY, PROXY_METRICS, SIGNAL_METRICS, mean_metrics, metric_key, proxy_key
 from .nplm import nplm_test
 from .score import ScoreConfig, fit_autoencoders
 
@@ -108,9 +108,9 @@ PROXY_EVENTS = 10_000  # held-out background events the proxy metrics use (and a
 
 def proxy_views(background: np.ndarray, seed: int = PROXY_SEED) -> dict[str, np.ndarray]:
     """{mix: every event of `background` under one anomaly augmentation of the mix} for each mix of
-    `names.PROXY_MIXES`: the anomalies AnomCLR trains against, drawn with a fixed generator per mix."""
+    `augment.mixes()`: the anomalies AnomCLR trains against, drawn with a fixed generator per mix."""
     x = torch.as_tensor(background)
-    return {mix: anomalous(x, mix, torch.Generator().manual_seed(seed)).numpy() for mix in PROXY_MIXES}
+    return {mix: anomalous(x, mix, torch.Generator().manual_seed(seed)).numpy() for mix in mixes()}
 
 
 def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: dict[str, torch.Tensor],

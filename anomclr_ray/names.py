@@ -6,14 +6,14 @@ its std over AE seeds, `<name>/mean` the mean over the signals (AUC and SI only)
 the same keys carry the prefix `val_` (`val_auc/mean`). `metric_key` builds a key and
 `parse_metric_key` reads one back: no other module spells them. The signal-free metrics are
 `proxy_auc/<mix>` and `proxy_si/<mix>` (`proxy_key`): held-out background against its views under an
-anomaly augmentation mix of `augment.MIXES`, no signal involved.
+anomaly augmentation mix (`augment.mixes()`), no signal involved.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .augment import MIXES
+from .augment import mixes
 from .events import layout as L
 from .losses import LOSSES
 from .metrics import SIGNAL_METRICS as _SIGNAL_METRICS
@@ -152,7 +152,6 @@ def parse_nplm_key(key: str) -> tuple[str, str, float] | None:
 
 
 PROXY_METRICS = {"proxy_auc": "auc", "proxy_si": "si"}  # signal-free: name -> the metrics.signal_metrics entry
-PROXY_MIXES = tuple(MIXES)  # the anomaly augmentation mixes the proxy metrics are computed for
 PROXY_DEFAULT = "proxy_auc/all"  # the signal-free objective (`studies/hpo.py --objective proxy`)
 
 
@@ -160,15 +159,15 @@ def proxy_key(name: str, mix: str) -> str:
     """`proxy_key("proxy_auc", "all")` -> "proxy_auc/all"."""
     if name not in PROXY_METRICS:
         raise ValueError(f"signal-free metric {name!r}: expected one of {', '.join(PROXY_METRICS)}")
-    if mix not in PROXY_MIXES:
-        raise ValueError(f"signal-free metric {name}/{mix}: the mix must be one of {', '.join(PROXY_MIXES)}")
+    if mix not in mixes():
+        raise ValueError(f"signal-free metric {name}/{mix}: the mix must be one of {', '.join(mixes())}")
     return f"{name}/{mix}"
 
 
 def parse_proxy_key(key: str) -> tuple[str, str] | None:
     """(name, mix) of a `proxy_key`, or None for any other key."""
     name, sep, mix = key.partition("/")
-    return (name, mix) if sep and name in PROXY_METRICS and mix in PROXY_MIXES else None
+    return (name, mix) if sep and name in PROXY_METRICS and mix in mixes() else None
 
 
 def check_objective(key: str) -> str:
@@ -187,4 +186,4 @@ def objective_keys(signals: tuple[str, ...], validation: bool) -> set[str]:
     validation set, on it; or a signal-free metric (every trial logs them)."""
     return {metric_key(m, s, validation=v) for v in ((False, True) if validation else (False,))
             for m in mean_metrics() for s in (*signals, MEAN)} | {proxy_key(n, x) for n in PROXY_METRICS
-                                                                  for x in PROXY_MIXES}
+                                                                  for x in mixes()}

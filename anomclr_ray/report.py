@@ -26,9 +26,10 @@ import numpy as np
 
 from .events import layout as L
 from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
+from .augment import mixes
 from .metrics import EPS_S, load_curves, metric_label
 from .names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, METHODS, NPLM_POWER, PROBE_ACCURACY, PROXY_DEFAULT, PROXY_METRICS,
-                    PROXY_MIXES, SIGNAL_METRICS, applies, check_objective, mean_metrics, method_color, method_label, metric_key,
+                    SIGNAL_METRICS, applies, check_objective, mean_metrics, method_color, method_label, metric_key,
                     parse_nplm_key, parse_proxy_key, proxy_key)
 from .nplm import POWER_RANGE
 from .tracking import TRIAL_TAG, client
@@ -279,7 +280,7 @@ def _ranking_section(trials: list[Trial], metric: str, out: Path) -> list[str]:
     shown = metric if parse_proxy_key(metric) else PROXY_DEFAULT
     signals = [s for s in L.SIGNALS if any(metric_key("auc", s) in t.metrics for t in trials)]
     targets = [metric_key("auc", s) for s in signals] + [metric_key("auc", MEAN)]
-    candidates = [proxy_key(n, x) for n in PROXY_METRICS for x in PROXY_MIXES] + \
+    candidates = [proxy_key(n, x) for n in PROXY_METRICS for x in mixes()] + \
         [metric_key("auc", MEAN, validation=True), PROBE_ACCURACY]
     scored = [t for t in trials if shown in t.metrics and all(k in t.metrics for k in targets)]
     if len(scored) < 2:

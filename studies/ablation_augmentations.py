@@ -7,15 +7,14 @@ against the AE-Raw baseline (one trial per seed: the mix does not apply to it).
 """
 
 from anomclr_ray import study_script
-
-MIXES = ["ao", "cs", "shift", "all"]
+from anomclr_ray.augment import mixes
 
 
 def main() -> None:
     args = study_script.parser(__doc__).parse_args()
     seeds = study_script.seeds(args, [0, 1, 2])
     study = study_script.study(args, "ablation_augmentations",
-                               {"train.mix": {"grid": MIXES}, "train.seed": {"grid": seeds}},
+                               {"train.mix": {"grid": list(mixes())}, "train.seed": {"grid": seeds}},
                                baseline=True, **{"train.loss": "anomclr_plus"})
     study_script.run(study, args)
 

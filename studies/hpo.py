@@ -15,13 +15,14 @@ how that choice ranks against the test AUC.
 """
 
 from anomclr_ray import study_script
+from anomclr_ray.augment import mixes
 from anomclr_ray.names import PROXY_DEFAULT
 
 OBJECTIVES = {"validation": "val_auc/mean", "proxy": PROXY_DEFAULT}
 SPACE = {
     "train.temperature": {"loguniform": [0.03, 1.0]},
     "model.model_dim": {"choice": [16, 32, 64, 128]},
-    "train.mix": {"choice": ["ao", "cs", "shift", "all"]},
+    "train.mix": {"choice": list(mixes())},
     "method": {"choice": ["clr", "anomclr", "anomclr_plus"]},
     "score.bottleneck": {"choice": [2, 5, 8]},
     "train.learning_rate": {"loguniform": [1e-5, 2e-3]},

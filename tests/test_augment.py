@@ -11,7 +11,7 @@ from anomclr_ray.events.kinematics import wrap_phi
 from anomclr_ray.events.validate import check_events
 
 ALL = {"rotate_phi": A.rotate_phi, "smear_eta_phi": A.smear_eta_phi, "smear_jet_pt": A.smear_jet_pt,
-       "physical": A.physical, "add": A.add_objects, "split": A.collinear_split, "shift": A.shift,
+       "physical": A.physical, "ao": A.add_objects, "cs": A.collinear_split, "shift": A.shift,
        "mask": lambda x, generator: A.mask_objects(x, 0.5, generator),
        "resample_pt": lambda x, generator: A.resample_pt(x, 2.0, generator)}
 

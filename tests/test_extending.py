@@ -1,12 +1,19 @@
 """Extension points are one entry in one place: a metric added to `metrics.SIGNAL_METRICS` here, in a
-test module, reaches a trial's metrics, its MLflow run, the report's tables and its figures."""
+test module, reaches a trial's metrics, its MLflow run, the report's tables and its figures; an anomaly
+added to `augment.ANOMALIES` becomes a mix that pretraining takes and a signal-free metric."""
 
 import torch
 
-from anomclr_ray.evaluate import evaluate
+from anomclr_ray import augment
+from anomclr_ray.evaluate import evaluate, evaluate_splits, raw_inputs
+from anomclr_ray.events import layout as L
+from anomclr_ray.events.dataset import DataConfig, load_dataset
+from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.metrics import SignalMetric, auc
 from anomclr_ray.names import metric_key, parse_metric_key
 from anomclr_ray.report import build_report, read_trials
+from anomclr_ray.model import ModelConfig
+from anomclr_ray.pretrain import TrainConfig, pretrain
 from anomclr_ray.score import ScoreConfig
 from anomclr_ray.tracking import experiment_id, log_trial, start_parent_run
 
@@ -42,3 +49,24 @@ def test_a_metric_added_in_one_place_reaches_the_run_the_report_and_its_figures(
 
     bars = plt.imread(tmp_path / "rep" / "by_train.mix.png")
     assert bars.shape[0] == round(3 * 3.2 * 110)  # a row of bars per averaged metric: AUC, SI and the toy
+
+
+def _double_met(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A toy anomaly: twice the MET (MET has no threshold, so the event stays valid)."""
+    y = x.clone()
+    y[:, 0, L.PT] *= 2
+    return y
+
+
+def test_an_anomaly_added_in_one_place_is_a_mix_pretraining_takes_and_a_signal_free_metric(default_data, monkeypatch):
+    monkeypatch.setitem(augment.ANOMALIES, "met2", _double_met)
+    assert augment.mixes() == ("ao", "cs", "shift", "met2", "all") and augment.parse_mix("all")[-1] == "met2"
+    data = load_dataset(DataConfig(n_train=256, n_test=300, n_test_signal=100))
+    cfg = TrainConfig(loss="anomclr_plus", mix="met2", epochs=1, batch_size=128)
+    model = ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=16)
+    _, history = pretrain(data.train, Preprocessor.fit(data.train), model, cfg, torch.device("cpu"), log=None)
+    assert len(history) == 1 and torch.isfinite(torch.tensor(history)).all()
+    pre = Preprocessor.fit(data.train)
+    flat = evaluate_splits(lambda x: raw_inputs(pre, x), data,
+                           ScoreConfig(bottleneck=2, hidden=(8,), epochs=2, batch_size=64)).flat_metrics()
+    assert 0.5 < flat["proxy_auc/met2"] <= 1 and "proxy_si/met2" in flat  # MET doubled: an AE on raw inputs sees it

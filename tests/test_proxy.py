@@ -9,11 +9,12 @@ import torch
 from conftest import AUC_EXAMPLE as AUC
 from conftest import log_synthetic_study
 
+from anomclr_ray.augment import mixes
 from anomclr_ray.evaluate import evaluate, evaluate_splits, proxy_views, raw_inputs
 from anomclr_ray.events.dataset import DataConfig, load_dataset, with_validation
 from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.events.validate import check_events
-from anomclr_ray.names import PROXY_MIXES, check_objective, objective_keys, parse_proxy_key, proxy_key
+from anomclr_ray.names import check_objective, objective_keys, parse_proxy_key, proxy_key
 from anomclr_ray.report import build_report, rank_agreement
 from anomclr_ray.score import ScoreConfig
 from anomclr_ray.study import StudyConfig
@@ -36,7 +37,7 @@ def test_proxy_auc_is_one_half_on_identical_views_and_near_one_on_separable_ones
 def test_proxy_views_are_valid_events_drawn_the_same_for_every_call(default_data):
     events = load_dataset(DataConfig(n_train=10, n_test=500, n_test_signal=10)).test_background
     views = proxy_views(events)
-    assert list(views) == list(PROXY_MIXES) == ["ao", "cs", "shift", "all"]
+    assert list(views) == list(mixes()) == ["ao", "cs", "shift", "all"]
     for mix, x in views.items():
         check_events(x, f"proxy view {mix}")  # valid events that still fire the trigger
         changed = (x != events).any(axis=(1, 2)).mean()
@@ -49,9 +50,9 @@ def test_every_evaluation_logs_the_proxy_metrics_on_the_validation_background(de
     data = load_dataset(with_validation(DataConfig(n_train=1500, n_test=1200, n_test_signal=400), 0.25))
     embed = lambda x: raw_inputs(Preprocessor.fit(data.train), x)  # noqa: E731 - AE-Raw's inputs
     flat = evaluate_splits(embed, data, AE, seeds=(0,)).flat_metrics()
-    keys = {proxy_key(n, m) for n in ("proxy_auc", "proxy_si") for m in PROXY_MIXES}
+    keys = {proxy_key(n, m) for n in ("proxy_auc", "proxy_si") for m in mixes()}
     assert keys <= set(flat) and all(np.isfinite(flat[k]) for k in keys)
-    assert all(0 <= flat[f"proxy_auc/{m}"] <= 1 for m in PROXY_MIXES)
+    assert all(0 <= flat[f"proxy_auc/{m}"] <= 1 for m in mixes())
     other = dataclasses.replace(data, val_background=data.test_background[:300])  # the proxy reads the validation split
     assert evaluate_splits(embed, other, AE, seeds=(0,)).flat_metrics()["proxy_auc/all"] != flat["proxy_auc/all"]
 
