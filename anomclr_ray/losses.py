@@ -24,6 +24,9 @@ The companion method's losses (Metzger et al., arXiv:2502.15926) take two views 
                     variance and covariance over the global batch. (cl4ad's variant standardises h before
                     the covariance, a correlation penalty, with unit weights: not this one.)
 
+Each loss is one entry of `LOSSES` (its function, the views it compares, whether it needs process
+labels, its label and colour): training, the study vocabulary and the figures read it from there.
+
 Under DDP every worker holds a contiguous share of the global batch (`Shard`). The negatives are the
 views of the whole global batch, gathered with gradients; each worker's loss is the mean over its own
 anchors, so the mean over workers is the global loss and DDP's averaged gradient is its gradient.
@@ -32,14 +35,12 @@ No (2B, 2B, D) tensor is built anywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("clr", "anomclr", "anomclr_plus", "simclr", "supcon", "vicreg")
-ANOMALY_LOSSES = ("anomclr", "anomclr_plus")  # those with an anomaly view
-TWO_VIEW_LOSSES = ("simclr", "supcon", "vicreg")  # two augmented views, as SimCLR (not the event itself)
 VICREG_WEIGHTS = (25.0, 25.0, 1.0)  # (invariance, variance, covariance): Bardes et al.'s defaults
 
 
@@ -174,22 +175,44 @@ def vicreg_loss(h: torch.Tensor, h2: torch.Tensor, weights: tuple[float, float, 
     return lam * invariance + mu * variance + nu * covariance
 
 
+# The views a loss compares (`pretrain.make_views` draws them):
+EVENT = "event"  # (events, physical views), as the published AnomalyCLR code
+ANOMALY = "anomaly"  # (events, physical views, anomaly views)
+TWO_VIEWS = "two_views"  # two physical views drawn independently, as SimCLR compares two augmentations
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One contrastive loss: `compute(h, h2, h_anom, temperature, shard, labels, vicreg_weights)` on the
+    head outputs of its `views` (h_anom None unless ANOMALY); `labels`: it needs the background's process
+    labels; `label` and `color` name it in tables and figures."""
+
+    compute: Callable[..., torch.Tensor]
+    views: str
+    label: str
+    color: str
+    labels: bool = False
+
+
+LOSSES: dict[str, Loss] = {
+    "clr": Loss(lambda h, h2, _a, t, s, _y, _w: clr_loss(h, h2, t, s), EVENT, "CLR", "#1f77b4"),
+    "anomclr": Loss(lambda h, h2, a, t, s, _y, _w: anomclr_loss(h, h2, a, t, s), ANOMALY, "AnomCLR", "#d62728"),
+    "anomclr_plus": Loss(lambda h, h2, a, t, s, _y, _w: anomclr_plus_loss(h, h2, a, t, s), ANOMALY, "AnomCLR+",
+                         "#2ca02c"),
+    # the companion method's (Metzger et al.)
+    "simclr": Loss(lambda h, h2, _a, t, s, _y, _w: simclr_loss(h, h2, t, s), TWO_VIEWS, "SimCLR", "#9467bd"),
+    "supcon": Loss(lambda h, h2, _a, t, s, y, _w: supcon_loss(h, h2, y, t, s), TWO_VIEWS, "SupCon", "#ff7f0e",
+                   labels=True),
+    "vicreg": Loss(lambda h, h2, _a, _t, s, _y, w: vicreg_loss(h, h2, w, s), TWO_VIEWS, "VICReg", "#8c564b"),
+}
+
+
 def contrastive_loss(name: str, h, h_phys, h_anom, temperature: float, shard: Shard = LOCAL,
                      labels: torch.Tensor | None = None,
                      vicreg_weights: tuple[float, float, float] = VICREG_WEIGHTS) -> torch.Tensor:
-    """Dispatch by loss name (`LOSSES`); `shard` places h in a DDP global batch. `h_phys` is the second
-    view (the physical view, or for `TWO_VIEW_LOSSES` a second augmented view); `labels` (B,) serve
+    """The loss `name` of `LOSSES`; `shard` places h in a DDP global batch. `h_phys` is the second view
+    (the physical view, or for the two-view losses a second augmented view); `labels` (B,) serve
     supcon, `vicreg_weights` vicreg."""
-    if name == "simclr":
-        return simclr_loss(h, h_phys, temperature, shard)
-    if name == "supcon":
-        return supcon_loss(h, h_phys, labels, temperature, shard)
-    if name == "vicreg":
-        return vicreg_loss(h, h_phys, vicreg_weights, shard)
-    if name == "clr":
-        return clr_loss(h, h_phys, temperature, shard)
-    if name == "anomclr":
-        return anomclr_loss(h, h_phys, h_anom, temperature, shard)
-    if name == "anomclr_plus":
-        return anomclr_plus_loss(h, h_phys, h_anom, temperature, shard)
-    raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
+    return LOSSES[name].compute(h, h_phys, h_anom, temperature, shard, labels, vicreg_weights)

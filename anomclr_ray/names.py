@@ -35,27 +35,22 @@ class Method:
         return self.name in LOSSES
 
 
-METHODS = {m.name: m for m in (
-    Method(BASELINE, "AE-Raw", "#444444"),
-    Method("clr", "CLR", "#1f77b4"),
-    Method("anomclr", "AnomCLR", "#d62728"),
-    Method("anomclr_plus", "AnomCLR+", "#2ca02c"),
-    Method("simclr", "SimCLR", "#9467bd"),  # the companion method's losses (Metzger et al.)
-    Method("supcon", "SupCon", "#ff7f0e"),
-    Method("vicreg", "VICReg", "#8c564b"),
-)}
+def methods() -> dict[str, Method]:
+    """The AE-Raw baseline, then every contrastive loss of `losses.LOSSES` (its label and colour there)."""
+    return {BASELINE: Method(BASELINE, "AE-Raw", "#444444"),
+            **{name: Method(name, loss.label, loss.color) for name, loss in LOSSES.items()}}
 
 
 def method(name: str) -> Method:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}: expected one of {', '.join(METHODS)}")
-    return METHODS[name]
+    if name not in (known := methods()):
+        raise ValueError(f"unknown method {name!r}: expected one of {', '.join(known)}")
+    return known[name]
 
 
 def labels_needed(method_name: str) -> str | None:
     """What, in a trial of `method_name`, needs the background's process labels (said in the error when
     the data has none), or None."""
-    return "train.loss supcon" if method_name == "supcon" else None
+    return f"train.loss {method_name}" if method_name in LOSSES and LOSSES[method_name].labels else None
 
 
 def applies(method_name: str, key: str) -> bool:
@@ -67,11 +62,11 @@ def applies(method_name: str, key: str) -> bool:
 
 def method_label(name: str) -> str:
     """A method's label; a name this version does not know (an older run) stays as it is."""
-    return METHODS[name].label if name in METHODS else name
+    return method(name).label if name in methods() else name
 
 
 def method_color(name: str, default: str | None = None) -> str | None:
-    return METHODS[name].color if name in METHODS else default
+    return method(name).color if name in methods() else default
 
 
 PROBE_ACCURACY = "probe/accuracy"  # the linear probe's held-out accuracy on the process labels (no signal)

@@ -17,7 +17,7 @@ from . import augment
 from .configs import from_plain, to_plain
 from .events.dataset import DataConfig
 from .events.preprocess import Preprocessor
-from .losses import ANOMALY_LOSSES, LOSSES, TWO_VIEW_LOSSES, VICREG_WEIGHTS, Shard, contrastive_loss
+from .losses import ANOMALY, LOSSES, TWO_VIEWS, VICREG_WEIGHTS, Shard, contrastive_loss
 from .model import ModelConfig, build_encoder
 
 
@@ -116,10 +116,11 @@ def make_views(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> list[
     """The views a step encodes: [events, physical views(, anomaly views for AnomCLR/AnomCLR+)], as the
     published AnomalyCLR code; for SimCLR, SupCon and VICReg two physical views drawn independently,
     as SimCLR compares two augmentations of each event."""
-    if cfg.loss in TWO_VIEW_LOSSES:
+    kind = LOSSES[cfg.loss].views
+    if kind == TWO_VIEWS:
         return [physical_view(x, cfg, gen), physical_view(x, cfg, gen)]
     views = [x, physical_view(x, cfg, gen)]
-    return views + ([augment.anomalous(x, cfg.mix, gen)] if cfg.loss in ANOMALY_LOSSES else [])
+    return views + ([augment.anomalous(x, cfg.mix, gen)] if kind == ANOMALY else [])
 
 
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.Tensor, pre: Preprocessor,

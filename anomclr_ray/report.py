@@ -28,8 +28,8 @@ from .events import layout as L
 from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
 from .augment import mixes
 from .metrics import EPS_S, load_curves, metric_label
-from .names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, METHODS, NPLM_POWER, PROBE_ACCURACY, PROXY_DEFAULT, PROXY_METRICS,
-                    SIGNAL_METRICS, applies, check_objective, mean_metrics, method_color, method_label, metric_key,
+from .names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, NPLM_POWER, PROBE_ACCURACY, PROXY_DEFAULT, PROXY_METRICS,
+                    SIGNAL_METRICS, applies, check_objective, mean_metrics, methods, method_color, method_label, metric_key,
                     parse_nplm_key, parse_proxy_key, proxy_key)
 from .nplm import POWER_RANGE
 from .tracking import TRIAL_TAG, client
@@ -109,7 +109,7 @@ def _as_number(values: list[str]) -> list[float] | None:
 
 
 def _method_order(summaries: dict) -> dict:
-    order = list(METHODS)
+    order = list(methods())
     return dict(sorted(summaries.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 

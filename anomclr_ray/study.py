@@ -2,7 +2,7 @@
 
 The search space is data: {"train.mix": {"grid": ["ao", "cs"]}, "train.temperature": {"loguniform":
 [0.05, 0.5]}, ...}; keys are `<section>.<field>` of the data / model / train / score configs, or
-`method` (a name of `names.METHODS`: a contrastive loss, which sets `train.loss`, or "ae_raw", the AE-Raw
+`method` (a name of `names.methods()`: a contrastive loss, which sets `train.loss`, or "ae_raw", the AE-Raw
 baseline: no encoder, the same AE on the preprocessed raw events). Without a `method` key a trial
 runs the loss of `train.loss`. Grids run every combination (ablations); `search="tpe"` samples with
 Optuna's TPE through Ray Tune.

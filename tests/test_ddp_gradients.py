@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 
 from anomclr_ray import augment
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.losses import ANOMALY_LOSSES, LOSSES, Shard
+from anomclr_ray.losses import ANOMALY, LOSSES, Shard
 from anomclr_ray.model import Encoder, ModelConfig
 from anomclr_ray.pretrain import TrainConfig, contrastive_step
 
@@ -29,7 +29,7 @@ def _views(events: torch.Tensor) -> list[torch.Tensor]:
 def _loss_and_grad(model, pre, views, loss, shard=Shard(), labels=LABELS) -> tuple[float, torch.Tensor]:
     model.zero_grad()
     cfg = TrainConfig(loss=loss, temperature=0.2)
-    value = contrastive_step(model, pre, views if loss in ANOMALY_LOSSES else views[:2], cfg, shard, labels)
+    value = contrastive_step(model, pre, views if LOSSES[loss].views == ANOMALY else views[:2], cfg, shard, labels)
     value.backward()
     return float(value.detach()), torch.cat([p.grad.flatten() for p in model.parameters()])
 

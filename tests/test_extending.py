@@ -1,16 +1,17 @@
 """Extension points are one entry in one place: a metric added to `metrics.SIGNAL_METRICS` here, in a
 test module, reaches a trial's metrics, its MLflow run, the report's tables and its figures; an anomaly
-added to `augment.ANOMALIES` becomes a mix that pretraining takes and a signal-free metric."""
+added to `augment.ANOMALIES` becomes a mix that pretraining takes and a signal-free metric; a loss added
+to `losses.LOSSES` trains, is a study method with its label and colour, and says when it needs labels."""
 
 import torch
 
-from anomclr_ray import augment
+from anomclr_ray import augment, losses
 from anomclr_ray.evaluate import evaluate, evaluate_splits, raw_inputs
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.dataset import DataConfig, load_dataset
 from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.metrics import SignalMetric, auc
-from anomclr_ray.names import metric_key, parse_metric_key
+from anomclr_ray.names import labels_needed, method, metric_key, parse_metric_key
 from anomclr_ray.report import build_report, read_trials
 from anomclr_ray.model import ModelConfig
 from anomclr_ray.pretrain import TrainConfig, pretrain
@@ -70,3 +71,30 @@ def test_an_anomaly_added_in_one_place_is_a_mix_pretraining_takes_and_a_signal_f
     flat = evaluate_splits(lambda x: raw_inputs(pre, x), data,
                            ScoreConfig(bottleneck=2, hidden=(8,), epochs=2, batch_size=64)).flat_metrics()
     assert 0.5 < flat["proxy_auc/met2"] <= 1 and "proxy_si/met2" in flat  # MET doubled: an AE on raw inputs sees it
+
+
+def _alignment(h, h2, _h_anom, temperature, _shard, _labels, _weights):
+    """A toy loss: the mean cosine distance of the two views (no negatives)."""
+    return (1 - torch.nn.functional.cosine_similarity(h, h2)).mean() / temperature
+
+
+def test_a_loss_added_in_one_place_trains_and_is_a_named_coloured_method(default_data, monkeypatch, tmp_path):
+    monkeypatch.setitem(losses.LOSSES, "align", losses.Loss(_alignment, losses.TWO_VIEWS, "Align", "#17becf",
+                                                            labels=True))
+    assert (method("align").label, method("align").color, method("align").contrastive) == ("Align", "#17becf", True)
+    assert labels_needed("align") == "train.loss align"  # a data set without process labels is refused for it
+    data = load_dataset(DataConfig(n_train=256, n_test=10, n_test_signal=10))
+    cfg = TrainConfig(loss="align", epochs=2, batch_size=128, learning_rate=1e-3)
+    model = ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=16)
+    _, history = pretrain(data.train, Preprocessor.fit(data.train), model, cfg, torch.device("cpu"), log=None)
+    assert len(history) == 2 and history[1] < history[0]  # it trains
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    exp = experiment_id(uri, "align", (tmp_path / "mlartifacts").as_uri())
+    parent = start_parent_run(uri, exp, "align", {"name": "align"})
+    for i, name in enumerate(("ae_raw", "align")):
+        log_trial(uri, exp, parent, f"t{i}", name, {"method": name, "train": {"epochs": 2}},
+                  {"epoch": 2, **{metric_key(m, s): 0.6 + 0.1 * i for m in ("auc", "si", "eb_at_es") for s in ("ato4l",)},
+                   **{metric_key(m, s, std=True): 0.0 for m in ("auc", "si", "eb_at_es") for s in ("ato4l",)}},
+                  2, {}, [], finished=True)
+    assert "| Align |" in build_report(uri, "align", tmp_path / "rep").read_text()  # the per-method table

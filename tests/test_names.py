@@ -4,13 +4,14 @@ import pytest
 
 from anomclr_ray.events import layout as L
 from anomclr_ray.losses import LOSSES
-from anomclr_ray.names import BASELINE, MEAN, METHODS, MetricKey, method, metric_key, objective_keys, parse_metric_key
+from anomclr_ray.names import BASELINE, MEAN, MetricKey, method, methods, metric_key, objective_keys, parse_metric_key
 
 
 def test_every_loss_and_the_baseline_are_methods_with_a_label_and_a_colour():
-    assert list(METHODS) == [BASELINE, *LOSSES]
-    assert [m.contrastive for m in METHODS.values()] == [False] + [True] * len(LOSSES)
-    assert len({m.color for m in METHODS.values()}) == len({m.label for m in METHODS.values()}) == len(METHODS)
+    known = methods()
+    assert list(known) == [BASELINE, *LOSSES]
+    assert [m.contrastive for m in known.values()] == [False] + [True] * len(LOSSES)
+    assert len({m.color for m in known.values()}) == len({m.label for m in known.values()}) == len(known)
     with pytest.raises(ValueError, match="unknown method 'byol'"):
         method("byol")
 
