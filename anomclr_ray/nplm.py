@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .events.dataset import DataConfig
+from .events.dataset import REPRODUCTION_SPLIT, DataConfig
 from .names import NPLM_NULL_DOF, NPLM_POWER, NPLM_Z, nplm_key
 
 HIGH_DIMENSION = 16  # above this the kernel test degrades (Metzger et al. work at 4): warned
@@ -106,7 +106,7 @@ class NPLMJob:
     as the first checkpoint's, else as fitted on the training events) and NPLM.
     The data default is the reproduction size's split, so a checkpoint of that size sees held-out events."""
 
-    data: DataConfig = field(default_factory=lambda: DataConfig(n_train=60_000, n_test=40_000))
+    data: DataConfig = field(default_factory=lambda: DataConfig(**REPRODUCTION_SPLIT))
     nplm: NPLMConfig = field(default_factory=NPLMConfig)
 
     def __post_init__(self):

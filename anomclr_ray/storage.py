@@ -15,6 +15,7 @@ from pathlib import Path
 
 OBJECT_STORES = ("s3", "gs", "gcs")
 STORAGE_ENV = "ANOMCLR_STORAGE"  # the cluster YAMLs set it on the head; --storage's default
+DEFAULT_STORAGE = "runs"  # a study's storage root without --storage or $ANOMCLR_STORAGE
 
 
 @dataclass(frozen=True)

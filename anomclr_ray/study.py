@@ -46,7 +46,7 @@ from .names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, applies, check_object
 from .pretrain import TrainConfig, check_batch_size, choose_device, represent
 from .raycluster import check_cluster, connect
 from .score import ScoreConfig
-from .storage import Storage
+from .storage import DEFAULT_STORAGE, Storage
 from .tracking import (DEFAULT_TRACKING_URI, absolute_uri, check_tracking, code_tags, experiment_id, log_trial,
                        start_parent_run)
 
@@ -70,7 +70,7 @@ class StudyConfig:
     eps_s: float = EPS_S
     ae_seeds: tuple[int, ...] = (0,)
     tracking_uri: str = DEFAULT_TRACKING_URI
-    storage_path: str = "runs"
+    storage_path: str = DEFAULT_STORAGE
     max_failures: int = 1
     eval_every: int = 0  # evaluate (and report to Tune) every so many epochs; 0: only at the end
     scheduler: str = "fifo"  # "fifo" (every trial runs its budget) or "asha" (needs eval_every)

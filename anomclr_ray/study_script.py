@@ -22,18 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from . import USER_ERRORS, configs
-from .events.dataset import DEFAULT_DATA_DIR, DataConfig, with_validation
+from .events.dataset import DEFAULT_DATA_DIR, REPRODUCTION_SPLIT, DataConfig, with_validation
 from .report import build_report
-from .storage import STORAGE_ENV
+from .storage import DEFAULT_STORAGE, STORAGE_ENV
 from .study import StudyConfig, run_study, sample_of
-from .tracking import absolute_uri, default_tracking_uri
+from .tracking import DEFAULT_TRACKING_URI, TRACKING_ENV, absolute_uri, default_tracking_uri
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"data.n_train": 4000, "data.n_test": 4000, "data.n_test_signal": 2000,
               "model.model_dim": 32, "model.heads": 4, "model.layers": 1,
               "train.epochs": 2, "train.batch_size": 200, "train.learning_rate": 5e-4,
               "score.epochs": 10, "score.batch_size": 256},
-    "reproduction": {"data.n_train": 60_000, "data.n_test": 40_000, "data.n_test_signal": 10_000,
+    "reproduction": {**{f"data.{k}": v for k, v in REPRODUCTION_SPLIT.items()},
                      "model.model_dim": 64, "model.heads": 4, "model.layers": 2,
                      "train.epochs": 20, "train.batch_size": 512, "train.learning_rate": 5e-4,
                      # the AE at half the published 100 epochs and batch 512 (published 4096): 48k training events
@@ -65,11 +65,11 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
                         "(keys: <data|model|train|score|scaling>.<field> or a StudyConfig field)")
     p.add_argument("--data-dir", type=Path, default=None, help=f"event files (default: {DEFAULT_DATA_DIR})")
     p.add_argument("--tracking-uri", default=None,
-                   help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)")
+                   help=f"MLflow store (default: ${TRACKING_ENV}, else {DEFAULT_TRACKING_URI})")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, the cluster "
                                                    "`ray start` made here, else a local Ray)")
     p.add_argument("--storage", default=None,
-                   help=f"study state and checkpoints: a path or s3://bucket/prefix (default: ${STORAGE_ENV}, else runs)")
+                   help=f"study state and checkpoints: a path or s3://bucket/prefix (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (one per study)")
     p.add_argument("--workers", type=int, default=None, help="DDP workers per trial (default 1)")
     p.add_argument("--gpu", action="store_true", help="one GPU per DDP worker")
@@ -109,7 +109,7 @@ def study(args: argparse.Namespace, name: str, search_space: dict[str, dict[str,
         if args.seeds:
             raise ValueError("--seeds: the study of --config has its search space; use --set search_space=...")
         return configs.override(configs.override(cfg, given), args.set)
-    defaults = {"tracking_uri": default_tracking_uri(), "storage_path": os.environ.get(STORAGE_ENV, "runs"),
+    defaults = {"tracking_uri": default_tracking_uri(), "storage_path": os.environ.get(STORAGE_ENV, DEFAULT_STORAGE),
                 "data.data_dir": str(DEFAULT_DATA_DIR)}
     suffix = "" if size(args) == "reproduction" else f"_{size(args)}"
     base = configs.build(StudyConfig, {**defaults, **SIZES[size(args)], **settings, **given},

@@ -15,14 +15,14 @@ import time
 
 import torch
 
-from anomclr_ray.events.dataset import DataConfig, load_dataset
+from anomclr_ray.events.dataset import REPRODUCTION_SPLIT, DataConfig, load_dataset
 from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.evaluate import raw_inputs
 from anomclr_ray.nplm import NPLMConfig, Toy, make_pools, plan, run_toy, run_toys
 from anomclr_ray.pretrain import choose_device
 from anomclr_ray.raycluster import connect
 
-POOL = 40_000  # the reproduction size's test background
+POOL = REPRODUCTION_SPLIT["n_test"]  # the reproduction size's test background
 
 
 def seconds_per_toy(pools, cfg: NPLMConfig, toys: int) -> float:

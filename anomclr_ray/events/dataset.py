@@ -44,6 +44,10 @@ class DataConfig:
         return self.n_val > 0
 
 
+# The reproduction size's split (study_script.SIZES, anomclr nplm's default, the NPLM benchmark): declared once.
+REPRODUCTION_SPLIT = {"n_train": 60_000, "n_test": 40_000, "n_test_signal": 10_000}
+
+
 def with_validation(cfg: DataConfig, fraction: float = 0.25) -> DataConfig:
     """The same events, with `fraction` of the test background and of each test signal set aside as
     validation (for an objective that must not see the test signals)."""
