@@ -17,7 +17,8 @@ LAYERS = (
     "events.generation.processes", "events.generation.detector", "events.generation.pileup",
     "events.generation.pythia_chunk",
     "events.generation.runner", "events.generation",
-    "augment", "model", "losses", "metrics", "names", "nplm", "pretrain", "score", "evaluate",
+    "augment", "model", "losses", "metrics", "names",
+    "nplm.config", "nplm.estimator", "nplm.toys", "nplm.analysis", "nplm", "pretrain", "score", "evaluate",
     "monitoring", "distributed", "tracking", "figures", "report", "study", "study_script", "ui", "cli",
 )
 
@@ -61,4 +62,4 @@ def test_every_module_imports_only_from_its_left():
 
 def test_the_module_table_lists_the_modules_in_this_order():
     rows = re.findall(r"^\| `anomclr_ray/([\w/]+?)(?:\.py|/)` \|", (REPO / "docs" / "development.md").read_text(), re.M)
-    assert [r.replace("/", ".") for r in rows] == [m for m in LAYERS if m not in ("events", "events.generation")]
+    assert [r.replace("/", ".") for r in rows] == [m for m in LAYERS if m not in ("events", "events.generation", "nplm")]
