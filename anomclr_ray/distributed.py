@@ -1,7 +1,8 @@
 """Distributed contrastive pretraining with Ray Train (TorchTrainer, DDP; gloo on CPU, nccl on GPU).
 
 Each worker reads the training background from the data directory (a file mount on a cluster),
-runs `pretrain.train_epoch` on its share of every global batch, and rank 0 writes a checkpoint (model,
+runs the training loop of `pretrain` (`new_training`, `train_epochs`) on its share of every global
+batch, and rank 0 writes a checkpoint (model,
 optimizer, epoch, loss history, configs, preprocessing scales) every `checkpoint_every` epochs and at
 the end. Ray 2.60 (Train V2) keeps only metrics attached to checkpoints, so each checkpoint carries
 the loss history: `Result.metrics` of the last one holds the whole curve. A run restarted under the
@@ -11,7 +12,6 @@ same storage path and name resumes from its latest checkpoint.
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +20,9 @@ import torch
 from .configs import from_plain, to_plain
 from .events.dataset import DataConfig, load_dataset
 from .events.preprocess import Preprocessor
-from .model import ModelConfig, build_encoder
+from .model import ModelConfig
 from .monitoring import TrainMonitor
-from .pretrain import TrainConfig, check_batch_size, read_checkpoint, save_checkpoint, train_epoch
+from .pretrain import TrainConfig, check_batch_size, new_training, read_checkpoint, read_state, save_checkpoint, train_epochs
 from .storage import Storage
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -59,17 +59,14 @@ def _worker_loop(config: dict) -> None:
     data = torch.as_tensor(dataset.train, device=device)
     labels = None if dataset.train_labels is None else torch.as_tensor(dataset.train_labels, device=device)
 
-    torch.manual_seed(cfg.seed)
-    model = ray.train.torch.prepare_model(build_encoder(model_cfg))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999))
-    start, history = 0, []
-    ck = ray.train.get_checkpoint()
-    if ck:
+    model, opt = new_training(model_cfg, cfg, device, prepare=ray.train.torch.prepare_model)
+    history: list[float] = []
+    if ck := ray.train.get_checkpoint():  # resume: the weights, Adam's state and the loss history so far
         with ck.as_directory() as d:
-            state = torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=True)
+            state = read_state(Path(d) / CHECKPOINT_FILE, device)
         _unwrap(model).load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
-        start, history = state["epoch"] + 1, state["history"]
+        history = state["history"]
 
     def mean_over_workers(t: torch.Tensor) -> torch.Tensor:
         if world > 1:
@@ -79,15 +76,11 @@ def _worker_loop(config: dict) -> None:
         return t
 
     monitor = TrainMonitor(config["run"])
-    for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        history.append(train_epoch(model, opt, data, pre, cfg, epoch, rank, world, mean_over_workers, monitor.batch,
-                                   labels))
-        seconds = time.perf_counter() - t0
+
+    def checkpoint_and_report(epoch: int, history: list[float], seconds: float) -> None:
         monitor.epoch_done(epoch, history[-1])
-        last = epoch == cfg.epochs - 1
-        if not (last or (epoch + 1) % config["checkpoint_every"] == 0):
-            continue
+        if not (epoch == cfg.epochs - 1 or (epoch + 1) % config["checkpoint_every"] == 0):
+            return
         metrics = {"epoch": epoch, "loss": history[-1], "loss_history": list(history), "epoch_seconds": seconds}
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
@@ -96,6 +89,9 @@ def _worker_loop(config: dict) -> None:
                                 optimizer=opt.state_dict(), epoch=epoch)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
+
+    train_epochs(model, opt, data, pre, cfg, history, labels, rank, world, mean_over_workers, monitor.batch,
+                 checkpoint_and_report)
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

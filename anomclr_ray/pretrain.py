@@ -1,6 +1,7 @@
-"""Contrastive pretraining on one device: the step, the loop, checkpoints and representations.
+"""Contrastive pretraining: the step, the epoch, the training loop, checkpoints and representations.
 
-The same `train_epoch` runs inside Ray Train workers (DDP, see distributed.py).
+One loop for both paths: `pretrain` runs `new_training` + `train_epochs` on one device, and each Ray
+Train worker (DDP, see distributed.py) runs the same two on its share of every global batch.
 """
 
 from __future__ import annotations
@@ -170,25 +171,48 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.
     return float(values.mean())
 
 
+def new_training(model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device,
+                 prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+                 ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A fresh encoder (initialised from `cfg.seed`) and its Adam optimiser; `prepare` replaces moving
+    it to `device` (Ray Train's `prepare_model`: the device and the DDP wrapper)."""
+    torch.manual_seed(cfg.seed)
+    model = build_encoder(model_cfg)
+    model = prepare(model) if prepare else model.to(device)
+    return model, torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999))
+
+
+def train_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.Tensor, pre: Preprocessor,
+                 cfg: TrainConfig, history: list[float], labels: torch.Tensor | None = None, rank: int = 0,
+                 world: int = 1, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 on_batch: Callable[[int, torch.Tensor], None] | None = None,
+                 on_epoch: Callable[[int, list[float], float], None] | None = None) -> list[float]:
+    """The training loop: epochs len(history) to cfg.epochs - 1 (a resumed run continues its loss
+    history), each `train_epoch` (its arguments as there); after each, `on_epoch(epoch, history,
+    seconds)` (a log line, a checkpoint). Returns the whole history."""
+    for epoch in range(len(history), cfg.epochs):
+        t0 = time.perf_counter()
+        history.append(train_epoch(model, opt, data, pre, cfg, epoch, rank, world, all_reduce, on_batch, labels))
+        if on_epoch:
+            on_epoch(epoch, history, time.perf_counter() - t0)
+    return history
+
+
 def pretrain(events: np.ndarray, pre: Preprocessor, model_cfg: ModelConfig, cfg: TrainConfig,
              device: torch.device, log: Callable[[str], None] | None = print,
              labels: np.ndarray | None = None) -> tuple[torch.nn.Module, list[float]]:
     """Train an encoder on background events (N, 19, 4) (with their process labels (N,) for supcon)
     on one device; returns it and per-epoch losses."""
     check_batch_size(cfg, len(events))
-    torch.manual_seed(cfg.seed)
-    model = build_encoder(model_cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999))
+    model, opt = new_training(model_cfg, cfg, device)
     data = torch.as_tensor(events, device=device)
-    labels = None if labels is None else torch.as_tensor(labels, device=device)
-    history = []
-    for epoch in range(cfg.epochs):
-        t0 = time.perf_counter()
-        history.append(train_epoch(model, opt, data, pre, cfg, epoch, labels=labels))
+
+    def report(epoch: int, history: list[float], seconds: float) -> None:
         if log:
-            rate = len(data) / (time.perf_counter() - t0)
-            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]:.4f}, {rate:.0f} events/s on {device}")
-    return model, history
+            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]:.4f}, {len(data) / seconds:.0f} events/s on {device}")
+
+    labels = None if labels is None else torch.as_tensor(labels, device=device)
+    return model, train_epochs(model, opt, data, pre, cfg, [], labels, on_epoch=report)
 
 
 @torch.no_grad()
@@ -208,9 +232,14 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, pre: Preprocessor,
                 "state_dict": model.state_dict(), "history": history, **extra}, path)
 
 
+def read_state(path: str | Path, device: torch.device) -> dict:
+    """The stored state of a `save_checkpoint` file (tensors on `device`; plain data only)."""
+    return torch.load(path, map_location=device, weights_only=True)
+
+
 def read_checkpoint(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, Preprocessor, TrainConfig, dict]:
     """(model, preprocessing, train config, the whole stored state) from a `save_checkpoint` file."""
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = read_state(path, device)
     model = build_encoder(from_plain(ModelConfig, state["model_config"], f"{path}: model_config")).to(device)
     model.load_state_dict(state["state_dict"])
     return (model, from_plain(Preprocessor, state["preprocessor"], f"{path}: preprocessor"),

@@ -242,7 +242,7 @@ class _Trial:
         storage = Storage.at(self.study.storage_path).child(self.study.name, "train")
         result = pretrain_distributed(self.cfgs["data"], self.cfgs["model"],
                                       dataclasses.replace(self.cfgs["train"], epochs=epochs), self.study.scaling,
-                                      storage.uri, self.id)
+                                      storage.uri, self.id, Preprocessor.fit(data.train))  # not read again
         model, pre, _, history = load_result_checkpoint(result, self.device)
         curve = {"train/loss": {e: v for e, v in enumerate(history) if e >= self.progress["epochs"]}}
         return functools.partial(represent, model, pre, device=self.device), curve, result.checkpoint.path
