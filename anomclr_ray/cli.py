@@ -108,18 +108,15 @@ def _inputs(data, models: list, raw: bool, device, one_hot: bool = False) -> dic
     fitted on the training events; the kinematic features, with the one-hot type if `one_hot`), then each
     checkpoint's representation, named by its loss. `models`: (path, model, preprocessor, train config)
     per checkpoint."""
-    from .evaluate import raw_inputs
+    from .evaluate import ae_inputs
     from .events.preprocess import Preprocessor
     from .names import BASELINE
-    from .pretrain import represent
 
     inputs = {}
     if raw:
-        pre = models[0][2] if models else Preprocessor.fit(data.train)
-        inputs[BASELINE] = (None, lambda x: raw_inputs(pre, x, one_hot))
-    for i, (path, model, pre_m, cfg) in enumerate(models):
-        inputs[cfg.loss if cfg.loss not in inputs else f"{cfg.loss}_{i}"] = (
-            path, lambda x, m=model, p=pre_m: represent(m, p, x, device))
+        inputs[BASELINE] = (None, ae_inputs(models[0][2] if models else Preprocessor.fit(data.train), one_hot=one_hot))
+    for i, (path, model, pre, cfg) in enumerate(models):
+        inputs[cfg.loss if cfg.loss not in inputs else f"{cfg.loss}_{i}"] = (path, ae_inputs(pre, model, device))
     return inputs
 
 

@@ -22,6 +22,7 @@ from .events.preprocess import N_KINEMATIC, Preprocessor
 from .metrics import EPS_S, Roc, roc, signal_metrics
 from .names import MEAN, PROBE_ACCURACY, PROXY_METRICS, SIGNAL_METRICS, mean_metrics, metric_key, proxy_key
 from .nplm import nplm_test
+from .pretrain import represent
 from .score import ScoreConfig, fit_autoencoders
 
 
@@ -92,6 +93,16 @@ def _flat(metrics: Metrics, validation: bool) -> dict[str, float]:
     for name in mean_metrics():
         out[metric_key(name, MEAN, validation=validation)] = float(np.mean([m[name] for m in summary.values()]))
     return out
+
+
+def ae_inputs(pre: Preprocessor, model: torch.nn.Module | None = None, device: torch.device | None = None,
+              one_hot: bool = False) -> Callable[[np.ndarray], torch.Tensor]:
+    """events -> what the AE is trained and scored on: the representations of `model` (an encoder, with
+    its preprocessing `pre`, on `device`), or without a model AE-Raw's `raw_inputs`. What a study's trial
+    and `anomclr score` / `anomclr nplm` evaluate."""
+    if model is None:
+        return lambda events: raw_inputs(pre, events, one_hot)
+    return lambda events: represent(model, pre, events, device)
 
 
 def raw_inputs(pre: Preprocessor, events: np.ndarray, one_hot: bool = False) -> torch.Tensor:

@@ -20,7 +20,6 @@ nodes, `run_study` first refuses what only one node would see (`raycluster.check
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import json
 import tempfile
@@ -34,7 +33,7 @@ import numpy as np
 
 from .configs import dump, dumps
 from .distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
-from .evaluate import Evaluation, evaluate_splits, raw_inputs
+from .evaluate import Evaluation, ae_inputs, evaluate_splits
 from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
 from .events.preprocess import Preprocessor
 from .figures import plot_curves
@@ -43,7 +42,7 @@ from .model import ModelConfig
 from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
 from .names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, applies, check_objective, labels_needed, method as check_method, metric_key,
                     objective_keys)
-from .pretrain import TrainConfig, check_batch_size, choose_device, represent
+from .pretrain import TrainConfig, check_batch_size, choose_device
 from .raycluster import check_cluster, connect
 from .score import ScoreConfig
 from .storage import DEFAULT_STORAGE, Storage
@@ -236,16 +235,16 @@ class _Trial:
     def embedding(self, data: Dataset, epochs: int) -> tuple[Callable, dict, str | None]:
         """(events -> inputs of the AE, the new part of the loss curve, the checkpoint path): the raw
         preprocessed events for the baseline, else the encoder pretrained (or resumed) to `epochs`."""
+        pre = Preprocessor.fit(data.train)  # as pretraining fits it: the data are not read again for it
         if self.method == BASELINE:
-            return (functools.partial(raw_inputs, Preprocessor.fit(data.train), one_hot=self.cfgs["score"].raw_one_hot),
-                    {}, None)
+            return ae_inputs(pre, one_hot=self.cfgs["score"].raw_one_hot), {}, None
         storage = Storage.at(self.study.storage_path).child(self.study.name, "train")
         result = pretrain_distributed(self.cfgs["data"], self.cfgs["model"],
                                       dataclasses.replace(self.cfgs["train"], epochs=epochs), self.study.scaling,
-                                      storage.uri, self.id, Preprocessor.fit(data.train))  # not read again
+                                      storage.uri, self.id, pre)
         model, pre, _, history = load_result_checkpoint(result, self.device)
         curve = {"train/loss": {e: v for e, v in enumerate(history) if e >= self.progress["epochs"]}}
-        return functools.partial(represent, model, pre, device=self.device), curve, result.checkpoint.path
+        return ae_inputs(pre, model, self.device), curve, result.checkpoint.path
 
     def advance(self, epochs: int, evaluation_s: float) -> dict[str, float]:
         """Record an evaluation after `epochs` that took `evaluation_s`; its timing metrics."""

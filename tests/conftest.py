@@ -22,6 +22,18 @@ def background_sample() -> np.ndarray:
         return f.read(0, 2000)
 
 
+@pytest.fixture
+def local_ray():
+    """A plain local Ray on this machine's 2 CPUs, shared by the tests that need one: started by the first
+    that asks, then reused (a study run in this process joins it too), restarted after a cluster test
+    has shut it down. Tests that need a cluster of their own shut it down first."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return ray
+
+
 AUC_EXAMPLE = {"ato4l": 0.9, "leptoquark": 0.8, "h_tautau": 0.7, "hc_taunu": 0.6}
 
 

@@ -1,7 +1,6 @@
 """Ray Train DDP pretraining on a local Ray cluster (real gloo process group, real checkpoints)."""
 
 import pytest
-import ray
 import torch
 
 from anomclr_ray.distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
@@ -13,14 +12,6 @@ from anomclr_ray.pretrain import TrainConfig, pretrain, represent
 
 MODEL = ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=16, dropout=0.0)
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.shutdown()  # an earlier test may have left another instance connected in this process
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 def _comparable(state: dict) -> dict:

@@ -139,17 +139,11 @@ def test_a_toy_store_resumes_and_refuses_other_settings(tmp_path):
 
 
 @pytest.mark.slow
-def test_toys_as_ray_tasks_give_the_in_process_values():
-    import ray
-
+def test_toys_as_ray_tasks_give_the_in_process_values(local_ray):
     cfg = NPLMConfig(fractions=(0.01,), toys=3, null_toys=10, n_reference=500, n_background=100, centres=30)
     pools = make_pools(_gaussian(2000), {"ato4l": _gaussian(200, 1.0)}, cfg)
     toys = plan(cfg, ["ato4l"])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        remote = run_toys(pools, cfg, toys, workers=2)
-    finally:
-        ray.shutdown()
+    remote = run_toys(pools, cfg, toys, workers=2)
     # A Ray task with one CPU runs torch on one thread; the driver uses every core, and a float64 sum split
     # over threads adds in another order. Same thread count here, and a tolerance for what remains: the
     # toys' t sum a few thousand float64 terms, so reordering moves t by ~1e-15 relative (seen: last digit of
