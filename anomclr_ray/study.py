@@ -103,7 +103,7 @@ class StudyConfig:
                 raise ValueError(f"search space {key!r}: 'grid' needs search='grid'; use 'choice' with tpe")
         check_objective(self.metric)  # names what a metric key looks like
         for sample in self.corner_samples():
-            data = resolve(self, sample)["data"]  # every reachable config is valid, or we fail here with its message
+            data = resolve(self, sample).data  # every reachable config is valid, or we fail here with its message
             if self.metric not in (objectives := objective_keys(data.signals, data.has_validation)):
                 raise ValueError(f"StudyConfig.metric {self.metric!r}: the trials report {', '.join(sorted(objectives))}"
                                  + ("" if data.has_validation else " (val_* metrics need data n_val, n_val_signal)"))
@@ -131,9 +131,24 @@ class StudyConfig:
         return points
 
 
-def resolve(study: StudyConfig, sample: dict[str, Any]) -> dict[str, Any]:
-    """The per-stage configs of one trial (base configs with the sampled values replaced) and its
-    `method`: the contrastive loss (also its `train.loss`), or "ae_raw"."""
+@dataclass(frozen=True)
+class TrialConfig:
+    """One trial's configs: the study's with its sampled values put in, and its method (a contrastive loss
+    of `losses.LOSSES`, also its `train.loss`, or "ae_raw")."""
+
+    method: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    score: ScoreConfig
+
+    def sections(self) -> dict[str, Any]:
+        """{section name: its config}, as `SECTIONS` names them."""
+        return {s: getattr(self, s) for s in SECTIONS}
+
+
+def resolve(study: StudyConfig, sample: dict[str, Any]) -> TrialConfig:
+    """The configs of the trial that `sample` ({search-space key: value}) makes, checked together."""
     sample = {k: v.item() if isinstance(v, np.generic) else v for k, v in sample.items()}
     method = check_method(sample.pop(METHOD_KEY, None) or sample.get("train.loss", study.train.loss))
     updates: dict[str, dict] = {s: {} for s in SECTIONS}
@@ -142,13 +157,12 @@ def resolve(study: StudyConfig, sample: dict[str, Any]) -> dict[str, Any]:
         updates[section][name] = value
     if method.contrastive:
         updates["train"]["loss"] = method.name
-    cfgs: dict[str, Any] = {s: dataclasses.replace(getattr(study, s), **updates[s]) for s in SECTIONS}
-    cfgs["method"] = method.name
-    cfgs["score"].check_input_dim(cfgs["model"].rep_dim if method.contrastive else cfgs["score"].raw_dim)
-    check_batch_size(cfgs["train"], cfgs["data"].n_train, study.scaling.num_workers)
-    cfgs["score"].check_training_events(cfgs["data"].n_train)
-    if (nplm := cfgs["score"].nplm) is not None:  # its toys draw from the test split
-        nplm.check_pools(cfgs["data"].n_test, cfgs["data"].n_test_signal, "data.n_test", "data.n_test_signal")
+    cfgs = TrialConfig(method.name, **{s: dataclasses.replace(getattr(study, s), **updates[s]) for s in SECTIONS})
+    cfgs.score.check_input_dim(cfgs.model.rep_dim if method.contrastive else cfgs.score.raw_dim)
+    check_batch_size(cfgs.train, cfgs.data.n_train, study.scaling.num_workers)
+    cfgs.score.check_training_events(cfgs.data.n_train)
+    if (nplm := cfgs.score.nplm) is not None:  # its toys draw from the test split
+        nplm.check_pools(cfgs.data.n_test, cfgs.data.n_test_signal, "data.n_test", "data.n_test_signal")
     return cfgs
 
 
@@ -196,7 +210,7 @@ class _Trial:
     study: StudyConfig
     id: str
     name: str  # what the MLflow UI lists
-    cfgs: dict[str, Any]
+    cfgs: TrialConfig
     params: dict[str, Any]  # what MLflow records: the method and every section's config
     progress: dict[str, float]  # epochs trained and evaluated, wall and evaluation seconds so far
     started: float  # perf_counter() at the trial's start, restored time included
@@ -215,17 +229,17 @@ class _Trial:
                 progress |= json.loads((Path(d) / "progress.json").read_text())
         monitor = StudyMonitor(study.name)
         monitor.count(TRIALS_STARTED)
-        params = {METHOD_KEY: cfgs["method"], EPS_S_KEY: study.eps_s, **{s: cfgs[s] for s in SECTIONS}}
-        return cls(study, trial_id, _run_name(cfgs["method"], sample, trial_id), cfgs, params, progress,
+        params = {METHOD_KEY: cfgs.method, EPS_S_KEY: study.eps_s, **cfgs.sections()}
+        return cls(study, trial_id, _run_name(cfgs.method, sample, trial_id), cfgs, params, progress,
                    time.perf_counter() - progress["wall_s"], monitor, choose_device("auto"))
 
     @property
     def method(self) -> str:
-        return self.cfgs["method"]
+        return self.cfgs.method
 
     @property
     def budget(self) -> int:
-        return self.cfgs["train"].epochs
+        return self.cfgs.train.epochs
 
     def evaluations_left(self) -> list[int]:
         """The epoch counts still to be evaluated at (the baseline trains nothing: once)."""
@@ -237,10 +251,10 @@ class _Trial:
         preprocessed events for the baseline, else the encoder pretrained (or resumed) to `epochs`."""
         pre = Preprocessor.fit(data.train)  # as pretraining fits it: the data are not read again for it
         if self.method == BASELINE:
-            return ae_inputs(pre, one_hot=self.cfgs["score"].raw_one_hot), {}, None
+            return ae_inputs(pre, one_hot=self.cfgs.score.raw_one_hot), {}, None
         storage = Storage.at(self.study.storage_path).child(self.study.name, "train")
-        result = pretrain_distributed(self.cfgs["data"], self.cfgs["model"],
-                                      dataclasses.replace(self.cfgs["train"], epochs=epochs), self.study.scaling,
+        result = pretrain_distributed(self.cfgs.data, self.cfgs.model,
+                                      dataclasses.replace(self.cfgs.train, epochs=epochs), self.study.scaling,
                                       storage.uri, self.id, pre)
         model, pre, _, history = load_result_checkpoint(result, self.device)
         curve = {"train/loss": {e: v for e, v in enumerate(history) if e >= self.progress["epochs"]}}
@@ -292,12 +306,12 @@ class _Parent:
 def _trial(sample: dict[str, Any], study: StudyConfig, parent: _Parent) -> None:
     """A Tune trial: pretrain (or not, for the baseline), evaluate, log and report, at every evaluation."""
     trial = _Trial.begin(sample, study)
-    data = load_dataset(trial.cfgs["data"])
-    ae_seeds = tuple(1000 * trial.cfgs["train"].seed + s for s in study.ae_seeds)  # distinct per CLR seed
+    data = load_dataset(trial.cfgs.data)
+    ae_seeds = tuple(1000 * trial.cfgs.train.seed + s for s in study.ae_seeds)  # distinct per CLR seed
     for epochs in trial.evaluations_left():
         embed, curves, checkpoint = trial.embedding(data, epochs)
         t0 = time.perf_counter()
-        ev = evaluate_splits(embed, data, trial.cfgs["score"], ae_seeds, study.eps_s)
+        ev = evaluate_splits(embed, data, trial.cfgs.score, ae_seeds, study.eps_s)
         metrics = trial.advance(epochs, time.perf_counter() - t0)
         trial.log_and_report(ev, {**ev.flat_metrics(), **metrics}, curves, checkpoint, parent)
     trial.monitor.count(TRIALS_COMPLETED)
@@ -331,8 +345,8 @@ def run_study(study: StudyConfig, address: str | None = None):
     storage.check_writable()
     trials = [resolve(study, sample) for sample in study.corner_samples()]
     for cfgs in trials:  # data files exist, have the layout, enough events and the labels supcon needs
-        check_data(cfgs["data"], labels=labels_needed(cfgs["method"]))
-    datas = [cfgs["data"] for cfgs in trials]
+        check_data(cfgs.data, labels=labels_needed(cfgs.method))
+    datas = [cfgs.data for cfgs in trials]
     connect(address)
     check_cluster(storage, study.tracking_uri, sorted({f for data in datas for f in data_files(data)}))
     exp_id = experiment_id(study.tracking_uri, study.name, storage.uri_of("mlartifacts"))
@@ -362,7 +376,7 @@ def run_study(study: StudyConfig, address: str | None = None):
         if study.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
 
-            max_t = max(resolve(study, s)["train"].epochs for s in study.corner_samples())
+            max_t = max(resolve(study, s).train.epochs for s in study.corner_samples())
             scheduler = ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=study.eval_every,
                                       reduction_factor=study.asha_reduction)
         tuner = tune.Tuner(

@@ -125,11 +125,11 @@ def test_ae_raw_trials_need_no_encoder_and_check_the_raw_input_dimension(tmp_pat
 
     base = tiny_study(tmp_path)
     cfgs = resolve(base, {"method": "ae_raw"})
-    assert cfgs["method"] == "ae_raw" and cfgs["train"].loss == base.train.loss
+    assert cfgs.method == "ae_raw" and cfgs.train.loss == base.train.loss
     cfgs = resolve(base, {"method": "clr"})
-    assert cfgs["method"] == "clr" and cfgs["train"].loss == "clr"  # a contrastive method sets the loss
-    assert resolve(base, {"train.loss": "anomclr"})["method"] == "anomclr"  # without a method key: the loss
-    assert resolve(base, {})["method"] == base.train.loss
+    assert cfgs.method == "clr" and cfgs.train.loss == "clr"  # a contrastive method sets the loss
+    assert resolve(base, {"train.loss": "anomclr"}).method == "anomclr"  # without a method key: the loss
+    assert resolve(base, {}).method == base.train.loss
     # bottleneck 20 is too big for the 16-dim encoder but fine for the 57 raw inputs
     with pytest.raises(ValueError, match=r"bottleneck \(20\) must be smaller than the input dimension \(16\)"):
         replace(base, score=ScoreConfig(bottleneck=20, hidden=(32,), batch_size=64), search_space={"method": {"grid": ["ae_raw", "clr"]}})
