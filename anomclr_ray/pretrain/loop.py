@@ -1,92 +1,19 @@
-"""Contrastive pretraining: the step, the epoch, the training loop, checkpoints and representations.
-
-One loop for both paths: `pretrain` runs `new_training` + `train_epochs` on one device, and each Ray
-Train worker (DDP, see distributed.py) runs the same two on its share of every global batch.
-"""
+"""The training: the views a step encodes, the contrastive step, the epoch, and the loop that the plain
+path (`pretrain`) and every Ray Train worker (`distributed`) run."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from . import augment
-from .configs import from_plain, to_plain
-from .events.dataset import DataConfig
-from .events.preprocess import Preprocessor
-from .losses import ANOMALY, LOSSES, TWO_VIEWS, VICREG_WEIGHTS, Shard, contrastive_loss
-from .model import ModelConfig, build_encoder
-
-
-PRECISIONS = ("float32", "bf16")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    loss: str = "anomclr_plus"
-    temperature: float = 0.1
-    mix: str = "all"
-    learning_rate: float = 5e-5
-    batch_size: int = 256
-    epochs: int = 10
-    seed: int = 0
-    augment_strength: float = 1.0
-    precision: str = "float32"  # "bf16": the encoder under bfloat16 autocast (the losses stay float32)
-    vicreg_weights: tuple[float, float, float] = VICREG_WEIGHTS  # vicreg: invariance, variance, covariance
-    mask_probability: float = 0.0  # > 0: the physical view also drops each object with this probability
-    pt_resampling: float = 0.0  # > 0: the physical view also resamples each pT from N(pT, this * pT)
-
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"TrainConfig.precision: unknown {self.precision!r}, expected one of {', '.join(PRECISIONS)}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"TrainConfig.loss: unknown loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
-        augment.parse_mix(self.mix)
-        if not self.temperature > 0:
-            raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate}")
-        if not 0 <= self.mask_probability < 1 or self.pt_resampling < 0:
-            raise ValueError(f"TrainConfig: mask_probability in [0, 1) and pt_resampling >= 0 needed, got "
-                             f"{self.mask_probability}, {self.pt_resampling}")
-        if min(self.vicreg_weights) < 0:
-            raise ValueError(f"TrainConfig.vicreg_weights must be >= 0, got {self.vicreg_weights}")
-        if self.batch_size < 2 or self.epochs < 1:
-            raise ValueError(f"TrainConfig: batch_size >= 2 and epochs >= 1 needed, got {self.batch_size}, {self.epochs}")
-
-
-@dataclass(frozen=True)
-class PretrainJob:
-    """What `anomclr pretrain` runs (its config.yaml): the training events [0, data.n_train), the
-    encoder and its training."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def __post_init__(self):
-        check_batch_size(self.train, self.data.n_train)
-
-
-def check_batch_size(cfg: TrainConfig, n_train: int, workers: int = 1) -> None:
-    """The one check that a global batch fits the training set and splits evenly over the workers."""
-    if cfg.batch_size > n_train:
-        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) is larger than the {n_train} training events")
-    if cfg.batch_size % workers:
-        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) must be a multiple of the {workers} workers")
-
-
-def choose_device(name: str = "auto") -> torch.device:
-    """The one place a device is chosen: CUDA when present (or asked for), else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
-    return torch.device(name)
+from .. import augment
+from ..events.preprocess import Preprocessor
+from ..losses import ANOMALY, LOSSES, TWO_VIEWS, Shard, contrastive_loss
+from ..model import ModelConfig, build_encoder
+from .config import TrainConfig, check_batch_size
 
 
 def contrastive_step(model: torch.nn.Module, pre: Preprocessor, views: list[torch.Tensor], cfg: TrainConfig,
@@ -213,39 +140,3 @@ def pretrain(events: np.ndarray, pre: Preprocessor, model_cfg: ModelConfig, cfg:
 
     labels = None if labels is None else torch.as_tensor(labels, device=device)
     return model, train_epochs(model, opt, data, pre, cfg, [], labels, on_epoch=report)
-
-
-@torch.no_grad()
-def represent(model: torch.nn.Module, pre: Preprocessor, events: np.ndarray, device: torch.device,
-              batch_size: int = 4096) -> torch.Tensor:
-    """Representations (N, model_dim) of events (N, 19, 4), on the CPU."""
-    model.eval()
-    x = torch.as_tensor(events)
-    return torch.cat([model.represent(pre(b.to(device))).cpu() for b in x.split(batch_size)])
-
-
-def save_checkpoint(path: str | Path, model: torch.nn.Module, pre: Preprocessor, cfg: TrainConfig, history: list[float],
-                    **extra) -> None:
-    """Model weights with everything needed to use them: model and train config, preprocessing scales,
-    loss history; `extra` (e.g. optimizer state and epoch, for resuming) is stored beside them."""
-    torch.save({"model_config": to_plain(model.cfg), "train_config": to_plain(cfg), "preprocessor": to_plain(pre),
-                "state_dict": model.state_dict(), "history": history, **extra}, path)
-
-
-def read_state(path: str | Path, device: torch.device) -> dict:
-    """The stored state of a `save_checkpoint` file (tensors on `device`; plain data only)."""
-    return torch.load(path, map_location=device, weights_only=True)
-
-
-def read_checkpoint(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, Preprocessor, TrainConfig, dict]:
-    """(model, preprocessing, train config, the whole stored state) from a `save_checkpoint` file."""
-    state = read_state(path, device)
-    model = build_encoder(from_plain(ModelConfig, state["model_config"], f"{path}: model_config")).to(device)
-    model.load_state_dict(state["state_dict"])
-    return (model, from_plain(Preprocessor, state["preprocessor"], f"{path}: preprocessor"),
-            from_plain(TrainConfig, state["train_config"], f"{path}: train_config"), state)
-
-
-def load_checkpoint(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, Preprocessor, TrainConfig]:
-    model, pre, cfg, _ = read_checkpoint(path, device)
-    return model, pre, cfg
