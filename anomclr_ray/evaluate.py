@@ -26,6 +26,9 @@ from .pretrain import represent
 from .score import ScoreConfig, fit_autoencoders
 
 
+AE_SEEDS = (0, 1, 2)  # AEs per input (a trial, `anomclr score`): mean and std of every metric over them
+
+
 @dataclass(frozen=True)
 class ScoreJob:
     """What `anomclr score` runs (its config.yaml): the events, the AE, its seeds (mean and std of every
@@ -33,7 +36,7 @@ class ScoreJob:
 
     data: DataConfig = field(default_factory=DataConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
-    ae_seeds: tuple[int, ...] = (0, 1, 2)
+    ae_seeds: tuple[int, ...] = AE_SEEDS
     eps_s: float = EPS_S
 
     def __post_init__(self):

@@ -33,7 +33,7 @@ import numpy as np
 
 from .configs import dump, dumps
 from .distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
-from .evaluate import Evaluation, ae_inputs, evaluate_splits
+from .evaluate import AE_SEEDS, Evaluation, ae_inputs, evaluate_splits
 from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
 from .events.preprocess import Preprocessor
 from .figures import plot_curves
@@ -67,7 +67,7 @@ class StudyConfig:
     num_samples: int = 1  # tpe: trials; grid: repeats of the grid
     metric: str = metric_key("auc", MEAN)
     eps_s: float = EPS_S
-    ae_seeds: tuple[int, ...] = (0,)
+    ae_seeds: tuple[int, ...] = AE_SEEDS
     tracking_uri: str = DEFAULT_TRACKING_URI
     storage_path: str = DEFAULT_STORAGE
     max_failures: int = 1
