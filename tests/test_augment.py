@@ -143,8 +143,9 @@ def test_masking_drops_objects_at_its_rate_and_resampling_spreads_pt_as_asked(ev
     assert 0.6 < float((filled & ~drop)[:, 1:].sum() / filled[:, 1:].sum()) < 0.8
     assert torch.equal(masked[:, 0], events[:, 0])  # the MET is never masked
     assert torch.equal(A.mask_objects(events, 0.0, _gen(0)), events)
-    # leading jets well above threshold: pT'/pT - 1 has the std asked for (the modulus aside)
-    big = events[:, L.JETS.start, L.PT] > 100
+    # leading jets (>= 30 GeV, ten standard deviations from where the modulus acts): pT'/pT - 1 has the
+    # std asked for, measured on every event with a jet (a few hundred; the calibrated background has few hard jets)
+    big = events[:, L.JETS.start, L.PT] > 30
     ratio = A.resample_pt(events, 0.1, _gen(1))[big, L.JETS.start, L.PT] / events[big, L.JETS.start, L.PT]
     assert abs(float(ratio.std()) - 0.1) < 0.03
     torch.testing.assert_close(A.resample_pt(events, 0.0, _gen(1)), events)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from anomclr_ray.events import layout as L
+from anomclr_ray.events.generation.processes import BACKGROUND_FRACTIONS
 from anomclr_ray.events.io import EventFile
 from anomclr_ray.events.kinematics import invariant_mass, transverse_mass
 from anomclr_ray.events.validate import multiplicities
@@ -20,10 +21,13 @@ def _process(background, name):
     return x[labels == L.PROCESS_LABELS[name]]
 
 
-def test_cocktail_fractions_match_the_adc2021_mixture(background):
+def test_cocktail_fractions_are_the_generators(background):
+    """The measured sigma x efficiency of each process (docs/data.md), as the generator declares it."""
     _, labels = background
     frac = np.bincount(labels, minlength=4) / len(labels)
-    np.testing.assert_allclose(frac, [0.592, 0.338, 0.067, 0.003], atol=1e-4)
+    expected = [BACKGROUND_FRACTIONS[p] for p in sorted(L.PROCESS_LABELS, key=L.PROCESS_LABELS.get)]
+    np.testing.assert_allclose(frac, expected, atol=1e-4)
+    np.testing.assert_allclose(expected, [0.832, 0.034, 0.125, 0.009])
 
 
 def test_w_transverse_mass_has_its_jacobian_edge_near_80_gev(background):
@@ -71,14 +75,14 @@ def _signal(default_data, name):
         return f.read()
 
 
-def test_charged_higgs_comes_from_top_pairs(default_data, background):
-    """h+- from t tbar -> h+ b W- bbar: two b jets and the W's decay products, so top-like jet
-    multiplicity and HT, far above W's; the extra neutrinos of h+ -> tau nu give more MET than t tbar."""
+def test_charged_higgs_comes_with_a_top(default_data, background):
+    """h+- from g b -> t h+-: the top's b jet and its W's decay products give a jet multiplicity and HT far
+    above W's; the neutrinos of h+- -> tau nu give more MET than t tbar."""
     hc = _signal(default_data, "hc_taunu")
     jets = multiplicities(hc)["jet"]
     w_jets = multiplicities(_process(background, "w"))["jet"].mean()
     assert jets.mean() > 4 * w_jets
-    assert (jets >= 2).mean() > 0.95 and (jets >= 4).mean() > 0.5
+    assert (jets >= 2).mean() > 0.85 and (jets >= 4).mean() > 0.35
     ht = hc[:, L.JETS, L.PT].sum(1)  # scalar sum of jet pT: a b-tag-free proxy of top decays
     assert np.median(ht) > np.percentile(background[0][:, L.JETS, L.PT].sum(1), 75) * 2
     assert np.median(hc[:, 0, L.PT]) > np.median(_process(background, "ttbar")[:, 0, L.PT])
@@ -88,3 +92,18 @@ def test_leptoquark_pairs_give_two_b_jets_or_more(default_data):
     """LQ LQbar -> b tau b tau: at least two jets (the b's) in nearly every event."""
     jets = multiplicities(_signal(default_data, "leptoquark"))["jet"]
     assert (jets >= 2).mean() > 0.9
+
+
+def test_shipped_set_meets_the_published_figures_it_was_calibrated_to(default_data):
+    """The regenerated set against the published files' figures (docs/data.md): 41 of the 54 within
+    tolerance when it was shipped, among them every background figure that the first shipped set missed."""
+    from anomclr_ray.events import reference as R
+
+    figures = {}
+    for sample in L.SAMPLES:
+        with EventFile(default_data / L.FILE_NAMES[sample]) as f:
+            figures[sample] = {(g.quantity, g.bin): g for g in R.compare(sample, f.read())}
+    assert sum(g.ok for rows in figures.values() for g in rows.values()) >= 41
+    bkg = figures[L.BACKGROUND]
+    assert all(bkg[k].ok for k in [("n_jet", "0"), ("n_jet", "3"), ("n_lepton", "1"), ("met", "mean"), ("met", "median")])
+    assert all(figures[s][k].ok for s in L.SIGNALS for k in [("met", "mean"), ("met", "median")])

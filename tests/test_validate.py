@@ -19,7 +19,7 @@ def _write_raw(path, x, key=L.PARTICLES_KEY):
 def test_shipped_default_data_is_valid(default_data):
     for sample in L.SAMPLES:
         s = validate_file(find_sample_file(default_data, sample))
-        assert s.n_events >= (100_000 if sample == L.BACKGROUND else 10_000)
+        assert s.n_events >= (200_000 if sample == L.BACKGROUND else 20_000)
         assert s.mean_multiplicity["jet"] > 0.5
 
 
