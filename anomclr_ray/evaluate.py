@@ -128,7 +128,7 @@ def proxy_views(background: np.ndarray, seed: int = PROXY_SEED) -> dict[str, np.
 
 
 def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: dict[str, torch.Tensor],
-             cfg: ScoreConfig, seeds: tuple[int, ...] = (0,), eps_s: float = EPS_S,
+             cfg: ScoreConfig, seeds: tuple[int, ...] = AE_SEEDS, eps_s: float = EPS_S,
              validation: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None,
              proxy: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None) -> Evaluation:
     """An AE per seed on `train` (background inputs; the seeds' AEs train together as one batched
@@ -178,7 +178,7 @@ def linear_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tens
 
 
 def evaluate_splits(embed: Callable[[np.ndarray], torch.Tensor], data: Dataset, cfg: ScoreConfig,
-                    seeds: tuple[int, ...] = (0,), eps_s: float = EPS_S) -> Evaluation:
+                    seeds: tuple[int, ...] = AE_SEEDS, eps_s: float = EPS_S) -> Evaluation:
     """The evaluation of trials and of `anomclr score`: every split of `data` embedded once (`embed`:
     events -> AE inputs, e.g. an encoder's representations or `raw_inputs`), then `evaluate`, on the
     validation split too when `data` has one, the signal-free metrics on the first `PROXY_EVENTS` events

@@ -62,11 +62,13 @@ def applies(method_name: str, key: str) -> bool:
 
 def method_label(name: str) -> str:
     """A method's label; a name this version does not know (an older run) stays as it is."""
-    return method(name).label if name in methods() else name
+    known = methods().get(name)
+    return known.label if known else name
 
 
 def method_color(name: str, default: str | None = None) -> str | None:
-    return method(name).color if name in methods() else default
+    known = methods().get(name)
+    return known.color if known else default
 
 
 PROBE_ACCURACY = "probe/accuracy"  # the linear probe's held-out accuracy on the process labels (no signal)
