@@ -1,3 +1,5 @@
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +10,17 @@ from anomclr_ray.events.io import EventFile
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO / "data" / "default"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist every worker gets its own Ray temp dir (`RAY_TMPDIR`, inherited by the Ray
+    processes and subprocesses it starts): its own sessions, sockets and `ray_current_cluster`, so a
+    `ray start` cluster one worker's test makes is never joined by a study in another worker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        ray_tmp = Path(tempfile.gettempdir()) / f"ray_{worker}_{os.getppid()}"
+        ray_tmp.mkdir(exist_ok=True)
+        os.environ["RAY_TMPDIR"] = str(ray_tmp)
 
 
 @pytest.fixture(scope="session")
