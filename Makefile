@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench
+.PHONY: install demo test coverage bench
 
 install: $(STAMP)
 
@@ -20,8 +20,13 @@ demo: $(STAMP)
 	$(BIN)/anomclr validate --data-dir data/default
 	$(BIN)/python studies/ablation_augmentations.py --smoke
 
+# Two pytest-xdist workers, a test file each at a time (tests/conftest.py gives each its own Ray temp dir)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The same run with line coverage of anomclr_ray (docs/development.md has the last figure)
+coverage: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --cov=anomclr_ray --cov-report=term
 
 bench: $(STAMP)
 	$(BIN)/python studies/bench_generation.py

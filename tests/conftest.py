@@ -23,6 +23,17 @@ def pytest_configure(config):
         os.environ["RAY_TMPDIR"] = str(ray_tmp)
 
 
+def pytest_unconfigure(config):
+    """A worker's Ray temp dir (its session logs) goes with it."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and "RAY_TMPDIR" in os.environ:
+        import shutil
+        import sys
+
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            sys.modules["ray"].shutdown()
+        shutil.rmtree(os.environ["RAY_TMPDIR"], ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def default_data() -> Path:
     return DEFAULT_DATA
