@@ -20,13 +20,14 @@ demo: $(STAMP)
 	$(BIN)/anomclr validate --data-dir data/default
 	$(BIN)/python studies/ablation_augmentations.py --smoke
 
-# Two pytest-xdist workers, a test file each at a time (tests/conftest.py gives each its own Ray temp dir)
+# Two pytest-xdist workers, a test file each at a time, in conftest.py's order (the longest first; xdist would
+# otherwise sort files by their number of tests); each worker has its own Ray temp dir
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The same run with line coverage of anomclr_ray (docs/development.md has the last figure)
 coverage: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --cov=anomclr_ray --cov-report=term
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --cov=anomclr_ray --cov-report=term
 
 bench: $(STAMP)
 	$(BIN)/python studies/bench_generation.py
