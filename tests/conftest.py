@@ -34,15 +34,14 @@ LONGEST_FIRST = ("test_embedding_comparison.py", "test_study.py", "test_multinod
 
 def pytest_collection_modifyitems(config, items):
     """The longest files first (`LONGEST_FIRST`), then files with other slow tests, then the rest; each
-    file's tests stay together and in order."""
+    file's tests stay together and in order (the sort is stable)."""
     slow_files = {item.path.name for item in items if item.get_closest_marker("slow")}
 
     def rank(item) -> int:
         name = item.path.name
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST) + (name not in slow_files)
 
-    order = {id(item): i for i, item in enumerate(items)}
-    items.sort(key=lambda item: (rank(item), order[id(item)]))
+    items.sort(key=rank)
 
 
 def pytest_unconfigure(config):
