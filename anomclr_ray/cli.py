@@ -137,7 +137,7 @@ def _score(args: argparse.Namespace) -> int:
         job.score.check_input_dim(model.cfg.rep_dim)
     if not args.no_ae_raw:
         job.score.check_input_dim(job.score.raw_dim)
-    job.score.check_training_events(job.data.n_train)
+    job.score.check_training_events(job.data.n_ae_train)
     data = load_dataset(job.data)
     summaries, curves, signal_free = {}, {}, {}
     for name, (_, embed) in _inputs(data, models, not args.no_ae_raw, device, job.score.raw_one_hot).items():

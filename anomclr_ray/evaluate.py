@@ -180,21 +180,23 @@ def linear_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tens
 def evaluate_splits(embed: Callable[[np.ndarray], torch.Tensor], data: Dataset, cfg: ScoreConfig,
                     seeds: tuple[int, ...] = AE_SEEDS, eps_s: float = EPS_S) -> Evaluation:
     """The evaluation of trials and of `anomclr score`: every split of `data` embedded once (`embed`:
-    events -> AE inputs, e.g. an encoder's representations or `raw_inputs`), then `evaluate`, on the
+    events -> AE inputs, e.g. an encoder's representations or `raw_inputs`), then `evaluate` (the AE
+    trained on `data.ae_events`: the encoder's events unless the config sets n_ae), on the
     validation split too when `data` has one, the signal-free metrics on the first `PROXY_EVENTS` events
     of the validation background (else of the test background) and their `proxy_views`, the linear probe
     when `data` has process labels, and NPLM on the test split (its background and signals as the toys'
     pools) with `cfg.nplm`."""
     validation = None if data.val_background is None else (
         embed(data.val_background), {s: embed(x) for s, x in data.val_signals.items()})
-    train, test = embed(data.train), embed(data.test_background)
+    ae_events, ae_labels = data.ae_events
+    train, test = embed(ae_events), embed(data.test_background)
     test_signals = {s: embed(x) for s, x in data.test_signals.items()}
     held_out = data.test_background if validation is None else data.val_background
     proxy = ((test if validation is None else validation[0])[:PROXY_EVENTS],
              {mix: embed(x) for mix, x in proxy_views(held_out[:PROXY_EVENTS]).items()})
     ev = evaluate(train, test, test_signals, cfg, seeds, eps_s, validation, proxy)
-    if data.train_labels is not None and data.test_labels is not None:
-        ev.probe_accuracy = linear_probe(train, data.train_labels, test, data.test_labels)
+    if ae_labels is not None and data.test_labels is not None:
+        ev.probe_accuracy = linear_probe(train, ae_labels, test, data.test_labels)
     if cfg.nplm is not None:
         ev.nplm = nplm_test(test, test_signals, cfg.nplm).metrics()
     return ev

@@ -160,7 +160,7 @@ def resolve(study: StudyConfig, sample: dict[str, Any]) -> TrialConfig:
     cfgs = TrialConfig(method.name, **{s: dataclasses.replace(getattr(study, s), **updates[s]) for s in SECTIONS})
     cfgs.score.check_input_dim(cfgs.model.rep_dim if method.contrastive else cfgs.score.raw_dim)
     check_batch_size(cfgs.train, cfgs.data.n_train, study.scaling.num_workers)
-    cfgs.score.check_training_events(cfgs.data.n_train)
+    cfgs.score.check_training_events(cfgs.data.n_ae_train)
     if (nplm := cfgs.score.nplm) is not None:  # its toys draw from the test split
         nplm.check_pools(cfgs.data.n_test, cfgs.data.n_test_signal, "data.n_test", "data.n_test_signal")
     return cfgs

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from anomclr_ray.evaluate import evaluate
+from anomclr_ray.evaluate import evaluate, evaluate_splits
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.dataset import DataConfig, load_dataset, with_validation
 from anomclr_ray.events.io import EventFile
@@ -22,6 +22,26 @@ def test_validation_events_follow_the_test_events_and_are_disjoint(default_data)
         np.testing.assert_array_equal(data.val_signals["ato4l"], f.read(300, 400))
     assert set(data.val_signals) == set(L.SIGNALS) and all(len(v) == 100 for v in data.val_signals.values())
     assert load_dataset(DataConfig(n_train=10, n_test=10, n_test_signal=10)).val_background is None
+
+
+def test_ae_events_follow_the_encoders_and_the_ae_and_probe_train_on_them(default_data):
+    cfg = DataConfig(n_train=600, n_ae=400, n_test=500, n_test_signal=300)
+    data = load_dataset(cfg)
+    with EventFile(default_data / L.FILE_NAMES[L.BACKGROUND]) as f:
+        np.testing.assert_array_equal(data.train, f.read(0, 600))
+        np.testing.assert_array_equal(data.ae_events[0], f.read(600, 1000))
+        np.testing.assert_array_equal(data.ae_events[1], f.labels(600, 1000))
+        np.testing.assert_array_equal(data.test_background, f.read(1000, 1500))
+    assert cfg.n_ae_train == 400
+    shared = load_dataset(DataConfig(n_train=600, n_test=500, n_test_signal=300))
+    assert shared.ae_events[0] is shared.train and DataConfig(n_train=600).n_ae_train == 600
+
+    seen = []  # the lengths of the event sets embedded: the encoder's 600 are never among them
+    ev = evaluate_splits(lambda x: seen.append(len(x)) or torch.as_tensor(x[:, :, 0], dtype=torch.float32),
+                         data, ScoreConfig(bottleneck=2, hidden=(8,), epochs=1, batch_size=64), seeds=(0,))
+    assert 400 in seen and 600 not in seen and ev.probe_accuracy is not None
+    with pytest.raises(ValueError, match="n_ae >= 0"):
+        DataConfig(n_ae=-1)
 
 
 def test_validation_configs_that_cannot_work_are_refused(default_data):
