@@ -15,8 +15,8 @@ CONFIG_FILE = "config.yaml"  # what `anomclr pretrain` and `anomclr score` ran, 
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .events.generation.runner import GenerationConfig, generate
     from .events.calibration import calibration_report
+    from .events.generation.runner import GenerationConfig, generate
     from .events.plots import validation_plots
 
     cfg = GenerationConfig(n_background=args.background, n_signal=args.signal, seed=args.seed,
@@ -85,8 +85,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     from . import configs
     from .events.dataset import check_data, load_dataset
     from .events.preprocess import Preprocessor
-    from .names import labels_needed
-    from .pretrain import PretrainJob, choose_device, pretrain, save_checkpoint
+    from .method.names import labels_needed
+    from .train import PretrainJob, choose_device, pretrain, save_checkpoint
 
     job = _job(PretrainJob, args)
     device = choose_device(args.device)
@@ -108,9 +108,9 @@ def _inputs(data, models: list, raw: bool, device, one_hot: bool = False) -> dic
     fitted on the training events; the kinematic features, with the one-hot type if `one_hot`), then each
     checkpoint's representation, named by its loss. `models`: (path, model, preprocessor, train config)
     per checkpoint."""
-    from .evaluate import ae_inputs
     from .events.preprocess import Preprocessor
-    from .names import BASELINE
+    from .method.evaluate import ae_inputs
+    from .method.names import BASELINE
 
     inputs = {}
     if raw:
@@ -124,11 +124,11 @@ def _score(args: argparse.Namespace) -> int:
     import json
 
     from . import configs
-    from .evaluate import ScoreJob, evaluate_splits
     from .events.dataset import load_dataset
-    from .pretrain import choose_device, load_checkpoint
-    from .figures import metrics_table, plot_curves
-    from .names import parse_proxy_key
+    from .method.evaluate import ScoreJob, evaluate_splits
+    from .method.names import parse_proxy_key
+    from .report.figures import metrics_table, plot_curves
+    from .train import choose_device, load_checkpoint
 
     job = _job(ScoreJob, args)
     device = choose_device(args.device)
@@ -163,11 +163,11 @@ def _nplm(args: argparse.Namespace) -> int:
 
     from . import configs
     from .events.dataset import load_dataset
-    from .figures import plot_lines, plot_null
-    from .names import BASELINE, method_color, method_label
+    from .infra.raycluster import connect
+    from .method.names import BASELINE, method_color, method_label
     from .nplm import POWER_RANGE, NPLMJob, ToyStore, nplm_test
-    from .pretrain import choose_device, load_checkpoint
-    from .raycluster import connect
+    from .report.figures import plot_lines, plot_null
+    from .train import choose_device, load_checkpoint
 
     if args.no_raw and not args.checkpoint:
         raise ValueError("nothing to test: give --checkpoint, or leave out --no-raw")
@@ -209,8 +209,8 @@ def _nplm(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report
-    from .tracking import absolute_uri, check_tracking
+    from .report.build import build_report
+    from .report.tracking import absolute_uri, check_tracking
 
     uri = absolute_uri(args.tracking_uri)
     check_tracking(uri)
@@ -222,8 +222,8 @@ def _report(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     import subprocess
 
-    from .tracking import absolute_uri, check_tracking, client
-    from .ui import LOOPBACK, render, ui_command, view_url, wait_until_up
+    from .report.tracking import absolute_uri, check_tracking, client
+    from .report.ui import LOOPBACK, render, ui_command, view_url, wait_until_up
 
     uri = absolute_uri(args.tracking_uri)
     check_tracking(uri)
@@ -328,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--quiet", action="store_true", help="no progress bar")
     n.set_defaults(func=_nplm)
 
-    from .names import MEAN, metric_key
-    from .tracking import default_tracking_uri
+    from .method.names import MEAN, metric_key
+    from .report.tracking import default_tracking_uri
 
     r = sub.add_parser("report", help="Markdown, CSV and figures of a study, read from MLflow")
     r.add_argument("--experiment", required=True, help="the study's name (its MLflow experiment)")

@@ -32,22 +32,22 @@ from typing import Any
 import numpy as np
 
 from .configs import dump, dumps
-from .distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
-from .evaluate import AE_SEEDS, Evaluation, ae_inputs, evaluate_splits
 from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
 from .events.preprocess import Preprocessor
-from .figures import plot_curves
-from .metrics import EPS_S, save_curves
-from .model import ModelConfig
-from .monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
-from .names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, applies, check_objective, labels_needed, method as check_method, metric_key,
+from .infra.monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
+from .infra.raycluster import check_cluster, connect
+from .infra.storage import DEFAULT_STORAGE, Storage
+from .method.evaluate import AE_SEEDS, Evaluation, ae_inputs, evaluate_splits
+from .method.metrics import EPS_S, save_curves
+from .method.model import ModelConfig
+from .method.names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, applies, check_objective, labels_needed, method as check_method, metric_key,
                     objective_keys)
-from .pretrain import TrainConfig, check_batch_size, choose_device
-from .raycluster import check_cluster, connect
-from .score import ScoreConfig
-from .storage import DEFAULT_STORAGE, Storage
-from .tracking import (DEFAULT_TRACKING_URI, absolute_uri, check_tracking, code_tags, experiment_id, log_trial,
+from .method.score import ScoreConfig
+from .report.figures import plot_curves
+from .report.tracking import (DEFAULT_TRACKING_URI, absolute_uri, check_tracking, code_tags, experiment_id, log_trial,
                        start_parent_run)
+from .train import TrainConfig, check_batch_size, choose_device
+from .train.distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "score": ScoreConfig}
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")

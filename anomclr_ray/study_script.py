@@ -23,10 +23,10 @@ from typing import Any
 
 from . import USER_ERRORS, configs
 from .events.dataset import DEFAULT_DATA_DIR, REPRODUCTION_SPLIT, DataConfig, with_validation
-from .report import build_report
-from .storage import DEFAULT_STORAGE, STORAGE_ENV
+from .infra.storage import DEFAULT_STORAGE, STORAGE_ENV
+from .report.build import build_report
+from .report.tracking import DEFAULT_TRACKING_URI, TRACKING_ENV, absolute_uri, default_tracking_uri
 from .study import StudyConfig, run_study, sample_of
-from .tracking import DEFAULT_TRACKING_URI, TRACKING_ENV, absolute_uri, default_tracking_uri
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"data.n_train": 4000, "data.n_test": 4000, "data.n_test_signal": 2000,

@@ -7,7 +7,7 @@ against the AE-Raw baseline (one trial per seed: the mix does not apply to it).
 """
 
 from anomclr_ray import study_script
-from anomclr_ray.augment import mixes
+from anomclr_ray.method.augment import mixes
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import torch
 
 from benchutil import in_fresh_process
 
-from anomclr_ray.losses import LOSSES, contrastive_loss
-from anomclr_ray.pretrain import choose_device
+from anomclr_ray.method.losses import LOSSES, contrastive_loss
+from anomclr_ray.train import choose_device
 
 D = 128
 

@@ -14,12 +14,12 @@ import time
 import numpy as np
 import torch
 
-from anomclr_ray import augment as A
+from anomclr_ray.method import augment as A
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.dataset import DataConfig, load_dataset
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.model import Encoder, ModelConfig
-from anomclr_ray.pretrain import TrainConfig, choose_device, train_epoch
+from anomclr_ray.method.model import Encoder, ModelConfig
+from anomclr_ray.train import TrainConfig, choose_device, train_epoch
 
 
 def timed(fn, repeat=5, sync=lambda: None):

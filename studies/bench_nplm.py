@@ -17,10 +17,10 @@ import torch
 
 from anomclr_ray.events.dataset import REPRODUCTION_SPLIT, DataConfig, load_dataset
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.evaluate import raw_inputs
+from anomclr_ray.method.evaluate import raw_inputs
 from anomclr_ray.nplm import NPLMConfig, Toy, make_pools, plan, run_toy, run_toys
-from anomclr_ray.pretrain import choose_device
-from anomclr_ray.raycluster import connect
+from anomclr_ray.train import choose_device
+from anomclr_ray.infra.raycluster import connect
 
 POOL = REPRODUCTION_SPLIT["n_test"]  # the reproduction size's test background
 

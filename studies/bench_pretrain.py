@@ -25,12 +25,12 @@ import torch
 
 from benchutil import in_fresh_process
 
-from anomclr_ray import augment
-from anomclr_ray.distributed import ScalingSpec, pretrain_distributed
+from anomclr_ray.method import augment
+from anomclr_ray.train.distributed import ScalingSpec, pretrain_distributed
 from anomclr_ray.events.dataset import DataConfig, load_dataset
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.model import Encoder, ModelConfig
-from anomclr_ray.pretrain import TrainConfig, choose_device, train_epoch
+from anomclr_ray.method.model import Encoder, ModelConfig
+from anomclr_ray.train import TrainConfig, choose_device, train_epoch
 
 PAPER = ModelConfig()  # the published code's defaults (docs/method.md): 136 dims, 4 heads, 4 layers
 
@@ -85,7 +85,7 @@ def encoders(steps: int, device: torch.device, batches: list[int], precisions: l
 
 
 def ray_train(events: int, device: torch.device) -> None:
-    from anomclr_ray.raycluster import connect
+    from anomclr_ray.infra.raycluster import connect
 
     data_cfg = DataConfig(n_train=events, n_test=1, n_test_signal=1)
     cfg = TrainConfig(batch_size=256, epochs=2)

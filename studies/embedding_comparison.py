@@ -15,7 +15,8 @@ One temperature for all (train.temperature, 0.1: theirs for the transformer; the
 for every trial and for AE-Raw.
 """
 
-from anomclr_ray import names, study_script
+from anomclr_ray.method import names
+from anomclr_ray import study_script
 
 METHODS = ["simclr", "supcon", "vicreg", "anomclr_plus"]
 ENCODERS = ["mlp", "transformer"]

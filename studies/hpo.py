@@ -15,8 +15,8 @@ how that choice ranks against the test AUC.
 """
 
 from anomclr_ray import study_script
-from anomclr_ray.augment import mixes
-from anomclr_ray.names import PROXY_DEFAULT
+from anomclr_ray.method.augment import mixes
+from anomclr_ray.method.names import PROXY_DEFAULT
 
 OBJECTIVES = {"validation": "val_auc/mean", "proxy": PROXY_DEFAULT}
 SPACE = {

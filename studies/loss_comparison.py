@@ -7,7 +7,8 @@
 Nothing here is tuned on the test signals: the settings are the published code's defaults (docs/method.md) scaled to the machine.
 """
 
-from anomclr_ray import names, study_script
+from anomclr_ray.method import names
+from anomclr_ray import study_script
 
 METHODS = [names.BASELINE, "clr", "anomclr", "anomclr_plus"]  # the AnomalyCLR paper's
 

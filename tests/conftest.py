@@ -94,8 +94,8 @@ def log_synthetic_study(uri: str, name: str, trials: list[dict], tmp: Path) -> s
     """A study's MLflow records without training: each trial dict gives `params` (flat, as the study logs
     them), `auc` (per-signal AUCs), and optionally `epoch` / `budget` / `probe` (the probe's accuracy) / `metrics`
     (any others). Returns the experiment id."""
-    from anomclr_ray.metrics import roc, save_curves
-    from anomclr_ray.tracking import experiment_id, log_trial, start_parent_run
+    from anomclr_ray.method.metrics import roc, save_curves
+    from anomclr_ray.report.tracking import experiment_id, log_trial, start_parent_run
 
     exp = experiment_id(uri, name, (tmp / "mlartifacts").as_uri())
     parent = start_parent_run(uri, exp, name, {"name": name})

@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from anomclr_ray import augment as A
+from anomclr_ray.method import augment as A
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.kinematics import wrap_phi
 from anomclr_ray.events.validate import check_events

@@ -5,15 +5,15 @@ import pytest
 
 from anomclr_ray import configs, study_script
 from anomclr_ray.configs import ConfigError
-from anomclr_ray.distributed import ScalingSpec
-from anomclr_ray.evaluate import ScoreJob
+from anomclr_ray.train.distributed import ScalingSpec
+from anomclr_ray.method.evaluate import ScoreJob
 from anomclr_ray.events.dataset import DataConfig
 from anomclr_ray.events.generation.detector import DetectorConfig
 from anomclr_ray.events.generation.runner import GenerationConfig
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.model import ModelConfig
-from anomclr_ray.pretrain import PretrainJob, TrainConfig
-from anomclr_ray.score import ScoreConfig
+from anomclr_ray.method.model import ModelConfig
+from anomclr_ray.train import PretrainJob, TrainConfig
+from anomclr_ray.method.score import ScoreConfig
 from anomclr_ray.study import StudyConfig
 
 STUDY = StudyConfig(name="s", search_space={"train.mix": {"grid": ["ao", "cs"]}, "train.temperature":

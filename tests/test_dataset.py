@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from anomclr_ray.evaluate import evaluate, evaluate_splits
+from anomclr_ray.method.evaluate import evaluate, evaluate_splits
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.dataset import DataConfig, load_dataset, with_validation
 from anomclr_ray.events.io import EventFile
-from anomclr_ray.score import ScoreConfig
+from anomclr_ray.method.score import ScoreConfig
 
 
 def test_validation_events_follow_the_test_events_and_are_disjoint(default_data):

@@ -1,5 +1,5 @@
 """DDP with global negatives: on a real 2-process gloo group, every loss and its gradient equal those of
-one process on the same global batch (`pretrain.contrastive_step` with `losses.Shard`), for all six losses."""
+one process on the same global batch (`train.contrastive_step` with `losses.Shard`), for all six losses."""
 
 import os
 
@@ -8,11 +8,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from anomclr_ray import augment
+from anomclr_ray.method import augment
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.losses import ANOMALY, LOSSES, Shard
-from anomclr_ray.model import Encoder, ModelConfig
-from anomclr_ray.pretrain import TrainConfig, contrastive_step
+from anomclr_ray.method.losses import ANOMALY, LOSSES, Shard
+from anomclr_ray.method.model import Encoder, ModelConfig
+from anomclr_ray.train import TrainConfig, contrastive_step
 
 from conftest import free_port
 

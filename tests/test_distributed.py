@@ -3,12 +3,13 @@
 import pytest
 import torch
 
-from anomclr_ray.distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
+from anomclr_ray.train.distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
 from anomclr_ray.events.dataset import DataConfig, load_dataset
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.losses import LOSSES
-from anomclr_ray.model import ModelConfig
-from anomclr_ray.pretrain import TrainConfig, pretrain, represent
+from anomclr_ray.method.losses import LOSSES
+from anomclr_ray.method.model import ModelConfig
+from anomclr_ray.method.model import represent
+from anomclr_ray.train import TrainConfig, pretrain
 
 MODEL = ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=16, dropout=0.0)
 CPU = torch.device("cpu")

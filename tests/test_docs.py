@@ -5,16 +5,15 @@ starting Ray; the other scripts named exist. Links between the pages point at fi
 import re
 import shlex
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 from anomclr_ray import study_script
 from anomclr_ray.cli import _job, build_parser
-from anomclr_ray.evaluate import ScoreJob
+from anomclr_ray.method.evaluate import ScoreJob
 from anomclr_ray.nplm import NPLMJob
-from anomclr_ray.pretrain import PretrainJob
+from anomclr_ray.train import PretrainJob
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 

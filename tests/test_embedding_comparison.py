@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from anomclr_ray.report import read_trials
+from anomclr_ray.report.build import read_trials
 
 
 @pytest.mark.slow

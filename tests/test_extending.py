@@ -5,25 +5,25 @@ to `losses.LOSSES` trains, is a study method with its label and colour, and says
 
 import torch
 
-from anomclr_ray import augment, losses
-from anomclr_ray.evaluate import evaluate, evaluate_splits, raw_inputs
+from anomclr_ray.method import augment, losses
+from anomclr_ray.method.evaluate import evaluate, evaluate_splits, raw_inputs
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.dataset import DataConfig, load_dataset
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.metrics import SignalMetric, auc
-from anomclr_ray.names import labels_needed, method, metric_key, parse_metric_key
-from anomclr_ray.report import build_report, read_trials
-from anomclr_ray.model import ModelConfig
-from anomclr_ray.pretrain import TrainConfig, pretrain
-from anomclr_ray.score import ScoreConfig
-from anomclr_ray.tracking import experiment_id, log_trial, start_parent_run
+from anomclr_ray.method.metrics import SignalMetric, auc
+from anomclr_ray.method.names import labels_needed, method, metric_key, parse_metric_key
+from anomclr_ray.report.build import build_report, read_trials
+from anomclr_ray.method.model import ModelConfig
+from anomclr_ray.train import TrainConfig, pretrain
+from anomclr_ray.method.score import ScoreConfig
+from anomclr_ray.report.tracking import experiment_id, log_trial, start_parent_run
 
 TOY = SignalMetric(lambda curve, eps_s, _n: 10 * auc(curve), "toy", "toy score at {eps_s}", "toy at ε_S = {eps_s}",
                    mean=True)
 
 
 def test_a_metric_added_in_one_place_reaches_the_run_the_report_and_its_figures(tmp_path, monkeypatch):
-    from anomclr_ray import metrics
+    from anomclr_ray.method import metrics
 
     monkeypatch.setitem(metrics.SIGNAL_METRICS, "toy", TOY)
     assert parse_metric_key("val_toy/mean").name == "toy"  # the key grammar knows it

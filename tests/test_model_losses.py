@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.losses import anomclr_loss, anomclr_plus_loss, clr_loss, contrastive_loss, simclr_loss, supcon_loss, vicreg_loss
-from anomclr_ray.model import Encoder, ModelConfig, Packing
+from anomclr_ray.method.losses import anomclr_loss, anomclr_plus_loss, clr_loss, contrastive_loss, simclr_loss, supcon_loss, vicreg_loss
+from anomclr_ray.method.model import Encoder, ModelConfig, Packing
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +271,7 @@ def test_supcon_with_distinct_labels_is_simclr_and_simclr_holds_the_partner_in_i
 
 
 def test_the_mlp_encoder_reads_the_57_kinematic_features_and_projects_to_the_embedding(inputs):
-    from anomclr_ray.model import MLPEncoder, build_encoder
+    from anomclr_ray.method.model import MLPEncoder, build_encoder
 
     cfg = ModelConfig(kind="mlp", embedding_dim=4, output_dim=8)
     enc = build_encoder(cfg).eval()

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from conftest import REPO, free_port
 
-from anomclr_ray.monitoring import EXPORTED, prometheus_name
+from anomclr_ray.infra.monitoring import EXPORTED, prometheus_name
 
 DASHBOARD = REPO / "dashboards" / "anomclr_study.json"
 
@@ -46,10 +46,10 @@ def test_training_exports_its_metrics_to_rays_prometheus_endpoint(tmp_path):
     script = textwrap.dedent(f"""
         import time, urllib.request
         import anomclr_ray, ray
-        from anomclr_ray.distributed import ScalingSpec, pretrain_distributed
+        from anomclr_ray.train.distributed import ScalingSpec, pretrain_distributed
         from anomclr_ray.events.dataset import DataConfig
-        from anomclr_ray.model import ModelConfig
-        from anomclr_ray.pretrain import TrainConfig
+        from anomclr_ray.method.model import ModelConfig
+        from anomclr_ray.train import TrainConfig
         ray.init(address="local", num_cpus=2, include_dashboard=False, _metrics_export_port={port})
         pretrain_distributed(DataConfig(n_train=600, n_test=1, n_test_signal=1), ModelConfig(model_dim=16, heads=2, layers=1),
                              TrainConfig(epochs=3, batch_size=100), ScalingSpec(), {str(tmp_path)!r}, "scraped")

@@ -26,9 +26,8 @@ from conftest import DEFAULT_DATA, free_port
 from test_ray_cluster import RAY, _stop_group, start_ray
 from test_study import _nested_runs, tiny_study
 
-from anomclr_ray.distributed import ScalingSpec
-from anomclr_ray.pretrain import TrainConfig
-from anomclr_ray.tracking import NODE_TAG, TRIAL_TAG, client
+from anomclr_ray.train import TrainConfig
+from anomclr_ray.report.tracking import NODE_TAG, TRIAL_TAG, client
 
 BUCKET = "anomclr-test"
 TRIAL_NODE = {"trial_node": 1}
@@ -134,7 +133,7 @@ def test_preflight_refuses_what_only_one_node_would_see(cluster, tmp_path):
 def test_study_across_two_nodes_with_s3_storage_restores_after_a_kill(cluster, tmp_path):
     """Three trials placed on the second node; the driver is killed after the first lands in MLflow; the
     same study restored from the bucket finishes with every trial exactly once."""
-    from anomclr_ray.report import build_report
+    from anomclr_ray.report.build import build_report
     from anomclr_ray.study import run_study
 
     study = _study(cluster, tmp_path, name="two_nodes", search_space={"train.mix": {"grid": ["ao", "cs", "shift"]}},
@@ -142,7 +141,7 @@ def test_study_across_two_nodes_with_s3_storage_restores_after_a_kill(cluster, t
     script = tmp_path / "study.py"
     script.write_text(
         f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom pathlib import Path\n"
-        "from dataclasses import replace\nfrom test_multinode import _study\nfrom anomclr_ray.pretrain import TrainConfig\n"
+        "from dataclasses import replace\nfrom test_multinode import _study\nfrom anomclr_ray.train import TrainConfig\n"
         "from anomclr_ray.study import run_study\n"
         f"cluster = {{'tracking': {cluster['tracking']!r}, 'storage': {cluster['storage']!r}}}\n"
         f"s = _study(cluster, Path({str(tmp_path)!r}), name='two_nodes', search_space={{'train.mix': {{'grid': ['ao', 'cs', 'shift']}}}},\n"

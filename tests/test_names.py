@@ -3,8 +3,8 @@
 import pytest
 
 from anomclr_ray.events import layout as L
-from anomclr_ray.losses import LOSSES
-from anomclr_ray.names import BASELINE, MEAN, MetricKey, method, methods, metric_key, objective_keys, parse_metric_key
+from anomclr_ray.method.losses import LOSSES
+from anomclr_ray.method.names import BASELINE, MEAN, MetricKey, method, methods, metric_key, objective_keys, parse_metric_key
 
 
 def test_every_loss_and_the_baseline_are_methods_with_a_label_and_a_colour():
@@ -42,7 +42,7 @@ def test_objectives_are_auc_and_si_per_signal_and_mean_or_a_signal_free_metric_p
 
 
 def test_the_encoder_and_its_training_do_not_apply_to_the_raw_input_baseline():
-    from anomclr_ray.names import applies
+    from anomclr_ray.method.names import applies
 
     assert not applies("ae_raw", "train.mix") and not applies("ae_raw", "model.model_dim")
     assert applies("ae_raw", "train.seed") and applies("ae_raw", "score.bottleneck") and applies("ae_raw", "data.n_train")

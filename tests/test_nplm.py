@@ -12,10 +12,10 @@ from scipy import stats
 from anomclr_ray import configs
 from anomclr_ray.cli import main
 from anomclr_ray.events.dataset import DataConfig
-from anomclr_ray.names import NPLM_POWER, NPLM_Z, nplm_key, parse_nplm_key
+from anomclr_ray.method.names import NPLM_POWER, NPLM_Z, nplm_key, parse_nplm_key
 from anomclr_ray.nplm import (NPLMConfig, NPLMJob, Pools, Toy, ToyStore, candidate_sigma, draw, fit, likelihood_ratio,
                               make_pools, nplm_test, plan, run_toys)
-from anomclr_ray.score import ScoreConfig
+from anomclr_ray.method.score import ScoreConfig
 
 
 def _gaussian(n: int, shift: float = 0.0, seed: int = 0, dim: int = 2) -> torch.Tensor:

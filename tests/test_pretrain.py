@@ -7,11 +7,10 @@ import torch
 
 from anomclr_ray.cli import main
 from anomclr_ray.events.preprocess import Preprocessor
-from anomclr_ray.model import ModelConfig
-from anomclr_ray import augment, configs
-from anomclr_ray.model import Encoder
-from anomclr_ray.pretrain import (PretrainJob, TrainConfig, contrastive_step, load_checkpoint, pretrain, represent,
-                                  save_checkpoint)
+from anomclr_ray import configs
+from anomclr_ray.method import augment
+from anomclr_ray.method.model import Encoder, ModelConfig, represent
+from anomclr_ray.train import PretrainJob, TrainConfig, contrastive_step, load_checkpoint, pretrain, save_checkpoint
 
 SMALL = ModelConfig(model_dim=16, heads=2, layers=1, feedforward_dim=16, output_dim=16)
 CPU = torch.device("cpu")
@@ -49,7 +48,7 @@ def test_training_is_seeded_and_lowers_the_loss(background_sample, loss):
 
 def test_nan_loss_names_epoch_and_batch(background_sample, monkeypatch):
     pre = Preprocessor.fit(background_sample)
-    import anomclr_ray.pretrain.loop as P  # where the step looks the loss up
+    import anomclr_ray.train.loop as P  # where the step looks the loss up
 
     calls = {"n": 0}
     real = P.contrastive_loss
@@ -131,7 +130,7 @@ def test_bf16_autocast_runs_the_encoder_in_bf16_and_the_loss_in_float32(backgrou
 
 @pytest.mark.parametrize("loss", ["simclr", "supcon", "vicreg"])
 def test_the_companion_losses_train_on_two_augmented_views(background_sample, loss):
-    from anomclr_ray.pretrain import make_views
+    from anomclr_ray.train import make_views
 
     x = torch.as_tensor(background_sample[:64])
     cfg = TrainConfig(loss=loss, epochs=2, batch_size=32)
@@ -174,9 +173,9 @@ def test_an_mlp_embedding_pretrains_and_its_checkpoint_gives_the_same_embedding(
 
 
 def test_masking_and_pt_resampling_compose_into_the_physical_view_only_when_asked(background_sample):
-    from anomclr_ray import augment
+    from anomclr_ray.method import augment
     from anomclr_ray.events.validate import check_events
-    from anomclr_ray.pretrain import physical_view
+    from anomclr_ray.train import physical_view
 
     x = torch.as_tensor(background_sample[:500])
     plain = physical_view(x, TrainConfig(), torch.Generator().manual_seed(3))

@@ -9,14 +9,14 @@ import torch
 from conftest import AUC_EXAMPLE as AUC
 from conftest import log_synthetic_study
 
-from anomclr_ray.augment import mixes
-from anomclr_ray.evaluate import evaluate, evaluate_splits, proxy_views, raw_inputs
+from anomclr_ray.method.augment import mixes
+from anomclr_ray.method.evaluate import evaluate, evaluate_splits, proxy_views, raw_inputs
 from anomclr_ray.events.dataset import DataConfig, load_dataset, with_validation
 from anomclr_ray.events.preprocess import Preprocessor
 from anomclr_ray.events.validate import check_events
-from anomclr_ray.names import check_objective, objective_keys, parse_proxy_key, proxy_key
-from anomclr_ray.report import build_report, rank_agreement
-from anomclr_ray.score import ScoreConfig
+from anomclr_ray.method.names import check_objective, objective_keys, parse_proxy_key, proxy_key
+from anomclr_ray.report.build import build_report, rank_agreement
+from anomclr_ray.method.score import ScoreConfig
 from anomclr_ray.study import StudyConfig
 
 AE = ScoreConfig(bottleneck=2, hidden=(8,), epochs=3, batch_size=128)

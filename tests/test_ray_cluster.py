@@ -85,7 +85,7 @@ def test_a_stale_cluster_record_starts_a_local_instance():
     (ray_tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}")  # nothing listens there
     script = textwrap.dedent("""
         import ray
-        from anomclr_ray.raycluster import connect
+        from anomclr_ray.infra.raycluster import connect
         assert connect(num_cpus=1)
         print("CPUS", ray.cluster_resources()["CPU"])
     """)
@@ -102,7 +102,7 @@ def test_a_stale_cluster_record_starts_a_local_instance():
 def test_an_auth_mode_mismatch_is_named_at_connect(tmp_path):
     """A cluster started without token authentication cancels a token driver's actors (every trial):
     connect() says so before a study starts, naming the setting to change."""
-    from anomclr_ray.raycluster import connect
+    from anomclr_ray.infra.raycluster import connect
 
     ray.shutdown()
     temp_dir = tempfile.mkdtemp(prefix="ray")

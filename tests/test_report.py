@@ -7,8 +7,8 @@ import pytest
 from conftest import AUC_EXAMPLE as AUC
 from conftest import log_synthetic_study
 
-from anomclr_ray.figures import plot_bars, plot_versus
-from anomclr_ray.report import build_report, group_summary, read_trials
+from anomclr_ray.report.figures import plot_bars, plot_versus
+from anomclr_ray.report.build import build_report, group_summary, read_trials
 
 def shifted(delta):
     return {s: a + delta for s, a in AUC.items()}

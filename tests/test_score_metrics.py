@@ -3,8 +3,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from anomclr_ray.metrics import auc, eps_b_at, roc, signal_metrics
-from anomclr_ray.score import AutoEncoder, ScoreConfig, fit_autoencoder
+from anomclr_ray.method.metrics import auc, eps_b_at, roc, signal_metrics
+from anomclr_ray.method.score import AutoEncoder, ScoreConfig, fit_autoencoder
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -94,7 +94,7 @@ def test_batched_ensemble_equals_separate_fits(options):
     early stopping and scores, to float rounding (a few epochs: later, rounding differences between a
     batched and a plain matrix product grow as in any two runs of SGD on different hardware); with early
     stopping on standardised inputs, and as published (every epoch, inputs as they are, last weights)."""
-    from anomclr_ray.score import fit_autoencoders
+    from anomclr_ray.method.score import fit_autoencoders
 
     g = torch.Generator().manual_seed(4)
     x = torch.randn(3000, 10, generator=g) @ torch.randn(10, 10, generator=g)
@@ -108,7 +108,7 @@ def test_batched_ensemble_equals_separate_fits(options):
 
 
 def test_the_linear_probe_reads_classes_a_linear_map_separates_and_not_noise():
-    from anomclr_ray.evaluate import linear_probe
+    from anomclr_ray.method.evaluate import linear_probe
 
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 4, (2000,), generator=g)
@@ -144,7 +144,7 @@ def test_the_default_ae_is_the_published_one_and_sees_its_inputs_unstandardised(
 
 
 def test_ae_raw_inputs_are_the_57_kinematic_features_or_with_the_one_hot_type(background_sample):
-    from anomclr_ray.evaluate import raw_inputs
+    from anomclr_ray.method.evaluate import raw_inputs
     from anomclr_ray.events.preprocess import Preprocessor
 
     pre = Preprocessor.fit(background_sample)

@@ -1,10 +1,9 @@
 """Storage roots: paths made absolute, object-store URIs kept, files read and written through pyarrow."""
 
-from pathlib import Path
 
 import pytest
 
-from anomclr_ray.storage import Storage
+from anomclr_ray.infra.storage import Storage
 
 
 def test_a_relative_path_becomes_absolute_and_local(tmp_path, monkeypatch):

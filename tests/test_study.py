@@ -8,14 +8,14 @@ from dataclasses import replace
 import pytest
 
 from anomclr_ray.events.dataset import DataConfig, with_validation
-from anomclr_ray.model import ModelConfig
-from anomclr_ray.pretrain import TrainConfig
-from anomclr_ray.score import ScoreConfig
+from anomclr_ray.method.model import ModelConfig
+from anomclr_ray.train import TrainConfig
+from anomclr_ray.method.score import ScoreConfig
 from anomclr_ray.study import StudyConfig
-from anomclr_ray.distributed import ScalingSpec
+from anomclr_ray.train.distributed import ScalingSpec
 from anomclr_ray import configs
-from anomclr_ray.storage import Storage
-from anomclr_ray.tracking import GIT_COMMIT_TAG, TRIAL_TAG, absolute_uri, client, code_tags
+from anomclr_ray.infra.storage import Storage
+from anomclr_ray.report.tracking import GIT_COMMIT_TAG, TRIAL_TAG, absolute_uri, client, code_tags
 
 SIGNALS = ("ato4l", "leptoquark", "h_tautau", "hc_taunu")
 
@@ -42,7 +42,7 @@ def _nested_runs(study):
 def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
     """2 trials (AE-Raw and AnomCLR+ evaluated after each of 2 epochs) through Ray Tune + Ray Train + MLflow
     on SQLite; then the report, read back from MLflow."""
-    from anomclr_ray.report import build_report
+    from anomclr_ray.report.build import build_report
     from anomclr_ray.study import run_study
 
     study = replace(tiny_study(tmp_path), search_space={"method": {"grid": ["ae_raw", "anomclr_plus"]}},
@@ -199,7 +199,7 @@ def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
 def test_a_trial_run_killed_before_its_params_gets_them_when_the_trial_reruns(tmp_path):
     """A kill between creating a trial's run and its first batch leaves a run without params; the restored
     trial finds that run (no second one) and logs what it lacks."""
-    from anomclr_ray.tracking import experiment_id, log_trial, start_parent_run
+    from anomclr_ray.report.tracking import experiment_id, log_trial, start_parent_run
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     exp = experiment_id(uri, "killed", (tmp_path / "mlartifacts").as_uri())
@@ -226,7 +226,7 @@ def test_killed_study_resumes_without_losing_or_duplicating_trials(tmp_path):
     script = tmp_path / "study.py"
     script.write_text(
         "import sys\nsys.path.insert(0, %r)\nfrom test_study import tiny_study\nfrom dataclasses import replace\n"
-        "from pathlib import Path\nfrom anomclr_ray.pretrain import TrainConfig\nfrom anomclr_ray.study import run_study\n"
+        "from pathlib import Path\nfrom anomclr_ray.train import TrainConfig\nfrom anomclr_ray.study import run_study\n"
         "s = replace(tiny_study(Path(%r)), search_space={'train.mix': {'grid': ['ao', 'cs', 'shift']}},\n"
         "            train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3))\nrun_study(s)\n"
         % (str(Path(__file__).parent), str(tmp_path)))

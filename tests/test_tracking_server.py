@@ -6,7 +6,7 @@ import sys
 import pytest
 from conftest import free_port
 
-from anomclr_ray.ui import wait_until_up
+from anomclr_ray.report.ui import wait_until_up
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_study_logs_to_a_tracking_server_and_the_report_reads_it_back(tmp_path, 
 
     from test_study import _nested_runs, tiny_study
 
-    from anomclr_ray.report import build_report
+    from anomclr_ray.report.build import build_report
     from anomclr_ray.study import run_study
 
     study = replace(tiny_study(tmp_path), tracking_uri=mlflow_server, search_space={"train.mix": {"grid": ["all"]}})

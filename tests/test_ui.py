@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from conftest import AUC_EXAMPLE, free_port, log_synthetic_study
 
-from anomclr_ray.ui import find_chromium, render, ui_command, view_url, wait_until_up
+from anomclr_ray.report.ui import find_chromium, render, ui_command, view_url, wait_until_up
 
 
 def _non_loopback_address() -> str | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..names import NPLM_NULL_DOF, NPLM_POWER, NPLM_Z, nplm_key
+from ..method.names import NPLM_NULL_DOF, NPLM_POWER, NPLM_Z, nplm_key
 from .config import HIGH_DIMENSION, Z_THRESHOLD, NPLMConfig
 from .estimator import candidate_sigma
 from .toys import Pools, ToyStore, plan, run_toys

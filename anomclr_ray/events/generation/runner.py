@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ...configs import to_plain
-from ...raycluster import connect
+from ...infra.raycluster import connect
 from .. import layout as L
 from ..io import write_events
 from .detector import CALIBRATION, DetectorConfig

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .configs import to_plain
+from ..configs import to_plain
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own variable; the cluster YAMLs export the head's server
@@ -124,8 +124,8 @@ def start_parent_run(uri: str, exp_id: str, study: str, params: dict[str, Any], 
 def set_study_view(uri: str, exp_id: str, parent_run_id: str) -> None:
     """The experiment's shared MLflow UI view: trials expanded under their parent runs, sorted by mean
     AUC, with the method and the AUC per signal as columns (what the UI does not show by default)."""
-    from .events.layout import SIGNALS
-    from .names import MEAN, METHOD_KEY, metric_key
+    from ..events.layout import SIGNALS
+    from ..method.names import MEAN, METHOD_KEY, metric_key
 
     c = client(uri)
     old = c.get_experiment(exp_id).tags.get(VIEW_TAG)

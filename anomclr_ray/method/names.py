@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..events import layout as L
 from .augment import mixes
-from .events import layout as L
 from .losses import LOSSES
 from .metrics import SIGNAL_METRICS as _SIGNAL_METRICS
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import torch
 
-from .events import layout as L
-from .events.kinematics import jet_pt_resolution, wrap_phi
+from ..events import layout as L
+from ..events.kinematics import jet_pt_resolution, wrap_phi
 
 TYPES = (L.ELECTRON, L.MUON, L.JET)  # the object types (MET aside)
 ALL = "all"  # the mix of every anomaly augmentation

@@ -9,10 +9,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import augment
 from ..events.preprocess import Preprocessor
-from ..losses import ANOMALY, LOSSES, TWO_VIEWS, Shard, contrastive_loss
-from ..model import ModelConfig, build_encoder
+from ..method import augment
+from ..method.losses import ANOMALY, LOSSES, TWO_VIEWS, Shard, contrastive_loss
+from ..method.model import ModelConfig, build_encoder
 from .config import TrainConfig, check_batch_size
 
 

@@ -175,7 +175,7 @@ def vicreg_loss(h: torch.Tensor, h2: torch.Tensor, weights: tuple[float, float, 
     return lam * invariance + mu * variance + nu * covariance
 
 
-# The views a loss compares (`pretrain.make_views` draws them):
+# The views a loss compares (`train.make_views` draws them):
 EVENT = "event"  # (events, physical views), as the published AnomalyCLR code
 ANOMALY = "anomaly"  # (events, physical views, anomaly views)
 TWO_VIEWS = "two_views"  # two physical views drawn independently, as SimCLR compares two augmentations

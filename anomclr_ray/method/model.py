@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .events import layout as L
-from .events.preprocess import N_INPUT_FEATURES, N_KINEMATIC
+from ..events import layout as L
+from ..events.preprocess import N_INPUT_FEATURES, N_KINEMATIC, Preprocessor
 
 KINDS = ("transformer", "mlp")
 
@@ -83,6 +84,15 @@ def build_encoder(cfg: ModelConfig) -> nn.Module:
     """The encoder `cfg.kind` names; both have `represent` (B, 19, 7) -> (B, rep_dim) and `forward`
     -> (B, out_dim), the head's output the losses see."""
     return Encoder(cfg) if cfg.kind == "transformer" else MLPEncoder(cfg)
+
+
+@torch.no_grad()
+def represent(model: torch.nn.Module, pre: Preprocessor, events: np.ndarray, device: torch.device,
+              batch_size: int = 4096) -> torch.Tensor:
+    """Representations (N, model_dim) of events (N, 19, 4), on the CPU."""
+    model.eval()
+    x = torch.as_tensor(events)
+    return torch.cat([model.represent(pre(b.to(device))).cpu() for b in x.split(batch_size)])
 
 
 def _head(cfg: ModelConfig) -> nn.Sequential:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import augment
 from ..events.dataset import DataConfig
-from ..losses import LOSSES, VICREG_WEIGHTS
-from ..model import ModelConfig
+from ..method import augment
+from ..method.losses import LOSSES, VICREG_WEIGHTS
+from ..method.model import ModelConfig
 
 PRECISIONS = ("float32", "bf16")
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..events.dataset import DataConfig, Dataset
+from ..events.preprocess import N_KINEMATIC, Preprocessor
+from ..nplm import nplm_test
 from .augment import anomalous, mixes
-from .events.dataset import DataConfig, Dataset
-from .events.preprocess import N_KINEMATIC, Preprocessor
 from .metrics import EPS_S, Roc, roc, signal_metrics
+from .model import represent
 from .names import MEAN, PROBE_ACCURACY, PROXY_METRICS, SIGNAL_METRICS, mean_metrics, metric_key, proxy_key
-from .nplm import nplm_test
-from .pretrain import represent
 from .score import ScoreConfig, fit_autoencoders
 
 

@@ -1,26 +1,15 @@
-"""Trained encoders on disk and in use: checkpoints (weights with their configs, preprocessing and loss
-history) and representations of events."""
+"""Trained encoders on disk: checkpoints (weights with their configs, preprocessing and loss history)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..configs import from_plain, to_plain
 from ..events.preprocess import Preprocessor
-from ..model import ModelConfig, build_encoder
+from ..method.model import ModelConfig, build_encoder
 from .config import TrainConfig
-
-
-@torch.no_grad()
-def represent(model: torch.nn.Module, pre: Preprocessor, events: np.ndarray, device: torch.device,
-              batch_size: int = 4096) -> torch.Tensor:
-    """Representations (N, model_dim) of events (N, 19, 4), on the CPU."""
-    model.eval()
-    x = torch.as_tensor(events)
-    return torch.cat([model.represent(pre(b.to(device))).cpu() for b in x.split(batch_size)])
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, pre: Preprocessor, cfg: TrainConfig, history: list[float],

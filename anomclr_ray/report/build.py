@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .events import layout as L
-from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
-from .augment import mixes
-from .metrics import EPS_S, load_curves, metric_label
-from .names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, NPLM_POWER, PROBE_ACCURACY, PROXY_DEFAULT, PROXY_METRICS,
+from ..events import layout as L
+from ..method.augment import mixes
+from ..method.metrics import EPS_S, load_curves, metric_label
+from ..method.names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, NPLM_POWER, PROBE_ACCURACY, PROXY_DEFAULT, PROXY_METRICS,
                     SIGNAL_METRICS, applies, check_objective, mean_metrics, methods, method_color, method_label, metric_key,
                     parse_nplm_key, parse_proxy_key, proxy_key)
-from .nplm import POWER_RANGE
+from ..nplm import POWER_RANGE
+from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
 from .tracking import TRIAL_TAG, client
 
 SEEDS = ("train.seed",)  # replicas, not ablation axes

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import torch
 
-from .configs import from_plain, to_plain
-from .events.dataset import DataConfig, load_dataset
-from .events.preprocess import Preprocessor
-from .model import ModelConfig
-from .monitoring import TrainMonitor
-from .pretrain import TrainConfig, check_batch_size, new_training, read_checkpoint, read_state, save_checkpoint, train_epochs
-from .storage import Storage
+from ..configs import from_plain, to_plain
+from ..events.dataset import DataConfig, load_dataset
+from ..events.preprocess import Preprocessor
+from ..infra.monitoring import TrainMonitor
+from ..infra.storage import Storage
+from ..method.model import ModelConfig
+from .checkpoint import read_checkpoint, read_state, save_checkpoint
+from .config import TrainConfig, check_batch_size
+from .loop import new_training, train_epochs
 
 CHECKPOINT_FILE = "checkpoint.pt"
 

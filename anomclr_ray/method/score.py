@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .events import layout as L
-from .events.preprocess import N_INPUT_FEATURES, N_KINEMATIC
-from .nplm import NPLMConfig
+from ..events import layout as L
+from ..events.preprocess import N_INPUT_FEATURES, N_KINEMATIC
+from ..nplm import NPLMConfig
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Figures and tables for physicists, from numbers already computed: ROC and SI curves per signal,
 per-signal bars of a metric per ablation value (paper Fig. 2), metrics versus a number such as the
 representation dimension (Fig. 3), Markdown tables. Signal names in physics notation, one colour per
-method everywhere. Reading the numbers (from MLflow) is report.py's job.
+method everywhere. Reading the numbers (from MLflow) is `build`'s job.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .events import layout as L
-from .metrics import EPS_S, Roc, metric_label, significance_improvement
-from .names import BASELINE, METHOD_KEY, method_color, method_label
+from ..events import layout as L
+from ..method.metrics import EPS_S, Roc, metric_label, significance_improvement
+from ..method.names import BASELINE, METHOD_KEY, method_color, method_label
 
 Summary = dict[str, dict[str, float]]  # {signal: {metric: mean, metric + "_std": std}}
 
