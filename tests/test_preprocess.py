@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from anomclr_ray.configs import from_plain, to_plain
 from anomclr_ray.events import layout as L
 from anomclr_ray.events.preprocess import Preprocessor
 
@@ -30,9 +31,8 @@ def test_transform_scales_and_keeps_empty_slots_zero(background_sample):
     assert (jets.argmax(-1) == 3).all()
 
 
-def test_save_load_roundtrip_and_bad_scale(tmp_path):
-    p = Preprocessor(pt_scale=17.5)
-    p.save(tmp_path / "pre.json")
-    assert Preprocessor.load(tmp_path / "pre.json") == p
+def test_save_load_roundtrip_and_bad_scale():
+    p = Preprocessor(pt_scale=17.5)  # as a checkpoint stores it
+    assert from_plain(Preprocessor, to_plain(p)) == p
     with pytest.raises(ValueError, match="pt_scale must be a positive finite"):
         Preprocessor(pt_scale=0.0)

@@ -24,7 +24,6 @@ OBJECTS = slice(1, 19)  # everything but MET
 
 # ---- features --------------------------------------------------------------------------------
 PT, ETA, PHI, CLASS = 0, 1, 2, 3
-FEATURE_NAMES = ("pT", "eta", "phi", "class")
 
 # ---- class ids -------------------------------------------------------------------------------
 EMPTY_ID, MET_ID, ELECTRON_ID, MUON_ID, JET_ID = 0, 1, 2, 3, 4

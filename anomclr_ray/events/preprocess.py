@@ -2,20 +2,17 @@
 
 pT and MET are divided by the mean object pT of the background training set, eta by 4 (jets reach
 |eta| = 4), phi by pi; empty slots stay exactly zero; a one-hot object type is appended. The scale
-is fitted once and saved with every model (`configs.to_plain` / `from_plain`), like weaver's data config.
+is fitted once and saved in every checkpoint (`configs.to_plain` / `from_plain`), like weaver's data config.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..configs import from_plain, to_plain
 from . import layout as L
 
 ETA_SCALE = 4.0
@@ -53,10 +50,3 @@ class Preprocessor:
         one_hot = torch.nn.functional.one_hot(cls, L.N_TYPES + 1)[..., 1:].to(x.dtype)  # class 0 -> all zeros
         scale = x.new_tensor([self.pt_scale, self.eta_scale, self.phi_scale])
         return torch.cat([x[..., :L.CLASS] / scale, one_hot], dim=-1)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(to_plain(self), indent=2))
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Preprocessor":
-        return from_plain(cls, json.loads(Path(path).read_text()), str(path))
