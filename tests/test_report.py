@@ -7,8 +7,9 @@ import pytest
 from conftest import AUC_EXAMPLE as AUC
 from conftest import log_synthetic_study
 
-from anomclr_ray.report.figures import plot_bars, plot_versus
-from anomclr_ray.report.build import build_report, group_summary, read_trials
+from anomclr_ray.method.names import method_color
+from anomclr_ray.report.build import build_report, group_summary, line_styles, read_trials
+from anomclr_ray.report.figures import lighter, plot_bars, plot_versus
 
 def shifted(delta):
     return {s: a + delta for s, a in AUC.items()}
@@ -117,3 +118,18 @@ def test_an_embedding_comparison_plots_one_line_per_method_and_encoder_against_t
         assert f"({name})" in md and (tmp_path / "rep" / name).stat().st_size > 20_000
     assert "By `model.kind`" not in md  # the comparison replaces the per-axis bars
     assert "## NPLM detection power" in md and (tmp_path / "rep" / "nplm_power.png").stat().st_size > 20_000
+
+
+def test_a_learning_curve_draws_a_distinct_line_per_epochs_value_against_the_training_events(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    trials = [{"params": {"method": "anomclr_plus", "data": {"n_train": n}, "train": {"epochs": e}}, "epoch": e,
+               "auc": shifted(0.01 * e / 10 + n / 1e6)} for n in (25_000, 50_000, 100_000) for e in (40, 10, 20)]
+    trials += [{"params": {"method": "ae_raw", "data": {"n_train": n}}, "auc": shifted(-0.05)} for n in (25_000, 50_000)]
+    log_synthetic_study(uri, "lc", trials, tmp_path)
+    md = build_report(uri, "lc", tmp_path / "rep").read_text()
+    assert "## Against `data.n_train`" in md and "dashed: AE-Raw" in md
+    assert (tmp_path / "rep" / "cmp_auc.png").stat().st_size > 20_000
+    done = [t for t in read_trials(uri, "lc") if t.method != "ae_raw"]
+    combos = {f"epochs {e}": [t for t in done if t.params["train.epochs"] == str(e)] for e in (10, 20, 40)}
+    styles = line_styles(combos, done)
+    assert len(set(styles.values())) == 3 and styles["epochs 10"] == (lighter(method_color("anomclr_plus"), 0), "-")

@@ -31,7 +31,7 @@ from ..method.names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, NPLM_POWER, P
                     SIGNAL_METRICS, applies, check_objective, mean_metrics, methods, method_color, method_label, metric_key,
                     parse_nplm_key, parse_proxy_key, proxy_key)
 from ..nplm import POWER_RANGE
-from .figures import AXIS_LABELS, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
+from .figures import AXIS_LABELS, lighter, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
 from .tracking import TRIAL_TAG, client
 
 SEEDS = ("train.seed",)  # replicas, not ablation axes
@@ -207,11 +207,9 @@ def _comparison_section(done: list[Trial], axis: str, groups: list[str], out: Pa
     AE-Raw trials as the reference; AUC and SI per signal, and the linear probe's accuracy."""
     baseline = [t for t in done if t.method == BASELINE]
     combos: dict[str, list[Trial]] = {}
-    for t in done:
-        if t.method != BASELINE:
-            combos.setdefault(" · ".join(method_label(t.params[g]) if g == METHOD_KEY else t.params[g]
-                                         for g in groups), []).append(t)
-    styles = {label: _style(members[0], done, i) for i, (label, members) in enumerate(combos.items())}
+    for t in sorted((t for t in done if t.method != BASELINE), key=lambda t: [_sortable(t.params[g]) for g in groups]):
+        combos.setdefault(" · ".join(_group_label(g, t.params[g]) for g in groups), []).append(t)
+    styles = line_styles(combos, done)
     signals = [s for s in L.SIGNALS if any(metric_key("auc", s) in t.metrics for t in done)]
     label, md = AXIS_LABELS.get(axis, axis), [f"## Against `{axis}`", ""]
     for metric, title in (*((m, metric_label(m, eps_s, latex=False)) for m in mean_metrics()),
@@ -228,6 +226,32 @@ def _comparison_section(done: list[Trial], axis: str, groups: list[str], out: Pa
     md.append("Mean ± std over the trials of each point (seeds)"
               + (f"; dashed: {method_label(BASELINE)}, which has no encoder." if baseline else "."))
     return md + [""]
+
+
+def _sortable(value: str) -> tuple[int, float | str]:
+    try:
+        return 0, float(value)
+    except ValueError:
+        return 1, value
+
+
+def _group_label(key: str, value: str) -> str:
+    """How a line names its value of `key`: a method's label, an encoder kind as it is, else `key`'s
+    field and the value (`epochs 20`)."""
+    if key == METHOD_KEY:
+        return method_label(value)
+    return value if key == "model.kind" else f"{key.rpartition('.')[2]} {value}"
+
+
+def line_styles(combos: dict[str, list[Trial]], trials: list[Trial]) -> dict[str, tuple[str, str]]:
+    """(colour, line style) per line: its method's colour and its encoder's line style (`_style`); lines
+    that would still look alike (one per epochs value, say) get lighter shades of the colour, in order."""
+    styles, alike = {}, {}
+    for i, (label, members) in enumerate(combos.items()):
+        colour, line = _style(members[0], trials, i)
+        shade = alike[colour, line] = alike.get((colour, line), -1) + 1
+        styles[label] = (lighter(colour, 0.3 * shade), line)
+    return styles
 
 
 def _style(trial: Trial, trials: list[Trial], i: int) -> tuple[str, str]:

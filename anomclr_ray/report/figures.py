@@ -19,7 +19,15 @@ Summary = dict[str, dict[str, float]]  # {signal: {metric: mean, metric + "_std"
 AXIS_LABELS = {METHOD_KEY: "method", "train.mix": "anomaly augmentation mix", "model.model_dim": "representation dimension",
                "score.bottleneck": "AE bottleneck dimension", "train.temperature": r"temperature $\tau$",
                "train.learning_rate": "learning rate", "train.batch_size": "batch size",
-               "model.embedding_dim": "embedding dimension", "model.kind": "encoder"}
+               "model.embedding_dim": "embedding dimension", "model.kind": "encoder",
+               "data.n_train": "encoder training events", "train.epochs": "encoder epochs"}
+
+
+def lighter(colour: str, fraction: float) -> str:
+    """`colour` mixed with `fraction` of white: shades of one method's colour for lines of that method."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    return to_hex(tuple(c + (1 - c) * fraction for c in to_rgb(colour)))
 
 
 def _pyplot():
