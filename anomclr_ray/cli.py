@@ -183,7 +183,7 @@ def _nplm(args: argparse.Namespace) -> int:
     configs.dump(job, args.out / CONFIG_FILE)
     results, summary = {}, {}
     for name, (path, embed) in inputs.items():
-        key = {"nplm": configs.to_plain(job.nplm), "data": configs.to_plain(job.data),
+        key = {"nplm": job.nplm.toy_settings, "data": configs.to_plain(job.data),
                "input": str(Path(path).resolve()) if path else BASELINE}
         store = ToyStore(args.out / name / "toys.jsonl", key)
         before, t0 = len(store.done), time.perf_counter()

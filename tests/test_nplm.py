@@ -138,6 +138,16 @@ def test_a_toy_store_resumes_and_refuses_other_settings(tmp_path):
         ToyStore(tmp_path / "toys.jsonl", {"cfg": 2})
 
 
+def test_a_toy_gives_the_same_t_whichever_fractions_and_toy_counts_the_run_plans():
+    small = NPLMConfig(fractions=(0.01,), toys=2, null_toys=10, n_reference=300, n_background=100, centres=20)
+    more = configs.override(small, ["fractions=[0.01,0.05]", "toys=5", "null_toys=20"])
+    assert small.toy_settings == more.toy_settings != configs.override(small, ["centres=30"]).toy_settings
+    pools = make_pools(_gaussian(1000), {"ato4l": _gaussian(100, 1.0)}, small)
+    shared = plan(small, ["ato4l"])  # a store keyed by toy_settings hands these to the larger run
+    assert set(t.id for t in shared) < set(t.id for t in plan(more, ["ato4l"]))
+    assert run_toys(pools, small, shared) == run_toys(pools, more, shared)
+
+
 @pytest.mark.slow
 def test_toys_as_ray_tasks_give_the_in_process_values(local_ray):
     cfg = NPLMConfig(fractions=(0.01,), toys=3, null_toys=10, n_reference=500, n_background=100, centres=30)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..configs import to_plain
 from ..events.dataset import REPRODUCTION_SPLIT, DataConfig
 
 HIGH_DIMENSION = 16  # above this the kernel test degrades (Metzger et al. work at 4): warned
@@ -42,6 +43,12 @@ class NPLMConfig:
         if self.penalty <= 0 or not 0 < self.sigma_percentile < 100:
             raise ValueError(f"NPLMConfig: penalty must be > 0 and sigma_percentile in (0, 100), got "
                              f"{self.penalty}, {self.sigma_percentile}")
+
+    @property
+    def toy_settings(self) -> dict:
+        """What a toy's t depends on besides its id: every setting but which toys run (`fractions`, `toys`,
+        `null_toys`). A toy store keyed by it is reused by a run with more fractions or toys."""
+        return {k: v for k, v in to_plain(self).items() if k not in ("fractions", "toys", "null_toys")}
 
     @property
     def weight(self) -> float:
