@@ -83,7 +83,8 @@ def test_the_report_ranks_the_trials_by_each_objective(tmp_path):
     trials = [{"params": {"method": m, "train": {"temperature": 0.1 + q, "mix": mix, "learning_rate": 1e-4 * (1 + q)}},
                "auc": {s: a + q for s, a in AUC.items()},
                "metrics": {"proxy_auc/all": 0.6 + q, "proxy_si/all": 3 - 10 * q,  # one ranks well, one badly
-                           **{proxy_key(n, x): 0.5 for n in ("proxy_auc", "proxy_si") for x in ("ao", "cs", "shift")}}}
+                           **{proxy_key(n, x): 0.5 for n in ("proxy_auc", "proxy_si") for x in ("ao", "cs", "shift")},
+                           "proxy_si/ao": np.finfo(float).max}}  # as an infinite SI is logged
               for q, m, mix in zip(quality, ["clr", "anomclr", "anomclr_plus"] * 2, ["ao", "cs", "all"] * 2)]
     log_synthetic_study(uri, "search", trials, tmp_path)
     md = build_report(uri, "search", tmp_path / "rep", metric="proxy_auc/all").read_text()
@@ -92,5 +93,7 @@ def test_the_report_ranks_the_trials_by_each_objective(tmp_path):
             or line.startswith("| **")}
     assert rows["proxy_auc/all"].count("+1.00 / 0.000") == 5  # four signals and the mean
     assert rows["proxy_si/all"].count("-1.00 / 0.080") == 5
+    assert rows["proxy_auc/cs"].count("| —") == 5 and rows["proxy_si/ao"].count("| —") == 5  # constant: no choice
+    assert "`proxy_si/ao` = ∞" in section and "`proxy_auc/cs` = 0.5" in section
     assert "![ranking by proxy_auc/all](ranking.png)" in section
     assert (tmp_path / "rep" / "ranking.png").stat().st_size > 20_000

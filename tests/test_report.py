@@ -133,3 +133,11 @@ def test_a_learning_curve_draws_a_distinct_line_per_epochs_value_against_the_tra
     combos = {f"epochs {e}": [t for t in done if t.params["train.epochs"] == str(e)] for e in (10, 20, 40)}
     styles = line_styles(combos, done)
     assert len(set(styles.values())) == 3 and styles["epochs 10"] == (lighter(method_color("anomclr_plus"), 0), "-")
+
+
+def test_the_trial_table_says_how_far_a_trial_stopped_early_got(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    log_synthetic_study(uri, "asha", [{"params": {"method": "clr"}, "auc": AUC, "epoch": 1, "budget": 3},
+                                      {"params": {"method": "clr"}, "auc": AUC, "epoch": 3, "budget": 3}], tmp_path)
+    md = build_report(uri, "asha", tmp_path / "rep").read_text()
+    assert "| trial 0 | no (epoch 1 of 3) |" in md and "| trial 1 | yes |" in md

@@ -56,6 +56,15 @@ class Trial:
             return self.metrics["epoch"] >= float(self.params["train.epochs"])
         return self.status == "FINISHED"
 
+    @property
+    def progress(self) -> str:
+        """"yes", or how far it got: "no (epoch 2 of 6)" (stopped early by ASHA, or still running)."""
+        if self.complete:
+            return "yes"
+        if "epoch" in self.metrics and "train.epochs" in self.params:
+            return f"no (epoch {self.metrics['epoch']:g} of {self.params['train.epochs']})"
+        return f"no ({self.status.lower()})"
+
 
 def read_trials(uri: str, experiment: str) -> list[Trial]:
     """Every trial run (nested run with a Tune trial id) of the experiment, oldest first."""
@@ -147,7 +156,7 @@ def _trials_table(trials: list[Trial], axes: list[str], metric: str) -> str:
     head = ["trial", "complete", *axes, *(f"AUC {L.SIGNAL_TEXT[s]}" for s in signals), *means.values()]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for t in sorted(trials, key=lambda t: -t.metrics.get(metric, -np.inf)):
-        cells = [t.name, "yes" if t.complete else f"no ({t.status.lower()})",
+        cells = [t.name, t.progress,
                  *(t.params.get(a, "") if applies(t.method, a) else "—" for a in axes),
                  *(f"{t.metrics[k]:.3f}" if (k := metric_key("auc", s)) in t.metrics else "—" for s in signals),
                  *(f"{t.metrics[k]:.3f}" if k in t.metrics else "—" for k in means)]
@@ -311,15 +320,21 @@ def _ranking_section(trials: list[Trial], metric: str, out: Path) -> list[str]:
         return []
     head = ["objective", *(L.SIGNAL_TEXT[s] for s in signals), "mean"]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    constant = []
     for c in candidates:
         with_c = [t for t in scored if c in t.metrics]
         if len(with_c) < 2:
             continue
-        cells = []
-        for k in targets:
-            rho, regret = rank_agreement([t.metrics[c] for t in with_c], [t.metrics[k] for t in with_c])
-            cells.append(f"{rho:+.2f} / {regret:.3f}")
+        if len({t.metrics[c] for t in with_c}) == 1:  # chooses nothing: its first trial would be an accident
+            value = with_c[0].metrics[c]  # an infinite SI (no background left at ε_S) is logged as the largest float
+            constant.append(f"`{c}` = {'∞' if value >= np.finfo(float).max / 2 else f'{value:.4g}'}")
+            cells = ["—"] * len(targets)
+        else:
+            cells = [f"{rho:+.2f} / {regret:.3f}" for rho, regret in
+                     (rank_agreement([t.metrics[c] for t in with_c], [t.metrics[k] for t in with_c]) for k in targets)]
         rows.append(f"| {'**' + c + '**' if c == shown else c} | " + " | ".join(cells) + " |")
+    if constant:
+        rows += ["", f"—: the same for every trial ({', '.join(constant)}), so it ranks nothing."]
     points, titles = {}, {}
     for s, k in zip([*signals, MEAN], targets):
         points[s] = [(t.metrics[shown], t.metrics[k], t.method) for t in scored]
