@@ -200,7 +200,7 @@ def _nplm(args: argparse.Namespace) -> int:
     panels = {s: L.SIGNAL_LATEX[s] for s in data.test_signals}
     plot_lines({method_label(n): r.power_table() for n, r in results.items()}, panels, args.out / "power.png",
                "injected signal fraction", "P(Z > 3)",
-               {method_label(n): (method_color(n, f"C{i}"), "-") for i, n in enumerate(results)}, log_x=False,
+               {method_label(n): (method_color(n, f"C{i}"), "-") for i, n in enumerate(results)}, log_x=None,
                ylim=POWER_RANGE)
     plot_null({n: (r.null, r.dof) for n, r in results.items()}, args.out / "null.png")
     print(f"wrote nplm.json, power.png, null.png, {CONFIG_FILE} and the toys (<input>/toys.jsonl: a rerun "

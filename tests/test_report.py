@@ -9,7 +9,7 @@ from conftest import log_synthetic_study
 
 from anomclr_ray.method.names import method_color
 from anomclr_ray.report.build import build_report, group_summary, line_styles, read_trials
-from anomclr_ray.report.figures import lighter, plot_bars, plot_versus
+from anomclr_ray.report.figures import lighter, plot_bars, plot_lines, plot_versus
 
 def shifted(delta):
     return {s: a + delta for s, a in AUC.items()}
@@ -141,3 +141,10 @@ def test_the_trial_table_says_how_far_a_trial_stopped_early_got(tmp_path):
                                       {"params": {"method": "clr"}, "auc": AUC, "epoch": 3, "budget": 3}], tmp_path)
     md = build_report(uri, "asha", tmp_path / "rep").read_text()
     assert "| trial 0 | no (epoch 1 of 3) |" in md and "| trial 1 | yes |" in md
+
+
+def test_a_line_plot_over_decades_gets_a_log_axis_by_itself(tmp_path):
+    lines = {"AE-Raw": {f: {"ato4l": f * 10} for f in (0.001, 0.01, 0.1)}}
+    auto, log, linear = (plot_lines(lines, {"ato4l": "A"}, tmp_path / f"{name}.png", "f", "P", log_x=mode).read_bytes()
+                         for name, mode in (("auto", None), ("log", True), ("linear", False)))
+    assert auto == log != linear

@@ -287,7 +287,7 @@ def _nplm_section(done: list[Trial], axes: list[str], out: Path) -> list[str]:
                       for f, by in pts.items()} for label, pts in lines.items()}
     signals = [s for s in L.SIGNALS if any(s in by for pts in lines.values() for by in pts.values())]
     plot_lines(series, {s: L.SIGNAL_LATEX[s] for s in signals}, out / "nplm_power.png", "injected signal fraction",
-               "P(Z > 3)", styles, log_x=False, ylim=POWER_RANGE)
+               "P(Z > 3)", styles, log_x=None, ylim=POWER_RANGE)
     return ["## NPLM detection power", "", "P(Z > 3) of the signal-agnostic test (NPLM toys, Z from the χ² fitted "
             "to the null toys) against the injected signal fraction; mean ± std over the trials of each line.", "",
             "![NPLM power](nplm_power.png)", ""]

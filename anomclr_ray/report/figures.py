@@ -170,11 +170,15 @@ def plot_versus(series: dict[float, Summary], path: str | Path, xlabel: str, met
 
 def plot_lines(lines: dict[str, dict[float, dict[str, float]]], panels: dict[str, str], path: str | Path,
                xlabel: str, ylabel: str, styles: dict[str, tuple[str, str]] | None = None,
-               reference: dict[str, tuple[float, float]] | None = None, log_x: bool = True,
+               reference: dict[str, tuple[float, float]] | None = None, log_x: bool | None = True,
                ylim: tuple[float, float] | None = None) -> Path:
     """One panel per key of `panels` ({key: title}), in each a line per entry of `lines` against a number:
     lines[label][x] = {key: mean, key + "_std": std}; `styles[label]` = (colour, line style);
-    `reference[key]` = (mean, std) drawn dashed with its band (the AE-Raw baseline)."""
+    `reference[key]` = (mean, std) drawn dashed with its band (the AE-Raw baseline). `log_x` None: a
+    logarithmic x axis when the values are positive and span a factor of 8 or more."""
+    if log_x is None:
+        xs = [x for series in lines.values() for x in series]
+        log_x = min(xs) > 0 and max(xs) >= 8 * min(xs)
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.5, 3.4), squeeze=False)
     for ax, (key, title) in zip(axes[0], panels.items()):
