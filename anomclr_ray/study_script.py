@@ -7,7 +7,7 @@ study's whole config is written to its MLflow parent run (`study.yaml`), and `--
 runs it again as it was (with `--set` on top).
 
 Sizes: `--smoke` (minutes on a laptop CPU), the default "reproduction" size (hours on this project's
-2-core CPU machines, the shipped 100k-event data set), `--paper` (the published encoder settings, for
+2-core CPU machines, the shipped 200k-event data set), `--paper` (the published encoder settings, for
 a GPU cluster and a larger data set: more events than the shipped set holds, so it fails fast there).
 """
 

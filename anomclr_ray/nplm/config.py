@@ -19,7 +19,7 @@ POWER_RANGE = (-0.03, 1.03)  # the y range of power figures: a probability, what
 @dataclass(frozen=True)
 class NPLMConfig:
     """NPLM's sizes and estimator (docs/nplm.md; theirs: N_R = 1e6, N_B̄ = 1e5, M = 1000, λ = 1e-6 on a GPU;
-    scaled down here to fit the shipped 100k-event background)."""
+    scaled down here to fit the shipped 200k-event background)."""
 
     fractions: tuple[float, ...] = (0.001, 0.005, 0.01)  # signal injections f: N_S ~ Poisson(f N_B̄)
     toys: int = 100  # signal toys per signal and fraction
