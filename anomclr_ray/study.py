@@ -41,11 +41,11 @@ from .method.evaluate import AE_SEEDS, Evaluation, ae_inputs, evaluate_splits
 from .method.metrics import EPS_S, save_curves
 from .method.model import ModelConfig
 from .method.names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, applies, check_objective, labels_needed, method as check_method, metric_key,
-                    objective_keys)
+                           objective_keys)
 from .method.score import ScoreConfig
 from .report.figures import plot_curves
 from .report.tracking import (DEFAULT_TRACKING_URI, absolute_uri, check_tracking, code_tags, experiment_id, log_trial,
-                       start_parent_run)
+                              start_parent_run)
 from .train import TrainConfig, check_batch_size, choose_device
 from .train.distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
 
