@@ -8,7 +8,7 @@ from conftest import AUC_EXAMPLE as AUC
 from conftest import log_synthetic_study
 
 from anomclr_ray.method.names import method_color
-from anomclr_ray.report.build import build_report, group_summary, line_styles, nplm_groups, read_trials, varying
+from anomclr_ray.report.build import build_report, group_summary, line_styles, nplm_lines, read_trials, varying
 from anomclr_ray.report.figures import lighter, plot_bars, plot_lines, plot_versus
 
 def shifted(delta):
@@ -119,8 +119,9 @@ def test_an_embedding_comparison_plots_one_line_per_method_and_encoder_against_t
     assert "By `model.kind`" not in md  # the comparison replaces the per-axis bars
     assert "## NPLM detection power" in md and (tmp_path / "rep" / "nplm_power.png").stat().st_size > 20_000
     done = read_trials(uri, "emb")  # NPLM's lines: method x encoder x dimension (seeds pooled), each its own look
-    styles = line_styles(nplm_groups(done, varying(done)), done)
-    assert len(styles) == 9 and len(set(styles.values())) == 9
+    series, styles = nplm_lines(done, varying(done))
+    assert len(series) == len(styles) == 9 and len(set(styles.values())) == 9
+    assert series["SimCLR · embedding_dim=16 · kind=mlp"][0.001]["ato4l"] == pytest.approx(0.32)
 
 
 def test_a_learning_curve_draws_a_distinct_line_per_epochs_value_against_the_training_events(tmp_path):

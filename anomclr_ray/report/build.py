@@ -269,9 +269,9 @@ def _style(trial: Trial, trials: list[Trial], i: int) -> tuple[str, str]:
     return method_color(trial.method, f"C{i}"), ("-", "--", ":")[kinds.index(trial.params.get("model.kind", "")) % 3]
 
 
-def nplm_groups(done: list[Trial], axes: list[str]) -> dict[str, list[Trial]]:
-    """The NPLM figure's lines: the trials by method x the study's other axes (seeds pooled), labelled
-    "SupCon · embedding_dim=4 · kind=mlp"."""
+def _nplm_groups(done: list[Trial], axes: list[str]) -> dict[str, list[Trial]]:
+    """The trials by method x the study's other axes (seeds pooled), labelled "SupCon · embedding_dim=4 ·
+    kind=mlp"."""
     groups: dict[str, list[Trial]] = {}
     for t in done:
         label = " · ".join([method_label(t.method), *(f"{a.partition('.')[2] or a}={t.params[a]}" for a in axes
@@ -280,22 +280,30 @@ def nplm_groups(done: list[Trial], axes: list[str]) -> dict[str, list[Trial]]:
     return groups
 
 
-def _nplm_section(done: list[Trial], axes: list[str], out: Path) -> list[str]:
-    """NPLM's detection power against the injected signal fraction, a panel per signal, one line per
-    `nplm_groups` (mean ± std over its trials), styled as `line_styles`."""
-    groups = nplm_groups(done, axes)
+Series = dict[str, dict[float, dict[str, float]]]
+
+
+def nplm_lines(done: list[Trial], axes: list[str]) -> tuple[Series, dict[str, tuple[str, str]]]:
+    """The NPLM figure's lines, one per method x the study's other axes (seeds pooled) that logged a power:
+    {label: {fraction: {signal: mean, signal_std: std}}} over its trials, and their `line_styles`."""
+    groups = _nplm_groups(done, axes)
     lines: dict[str, dict[float, dict[str, list[float]]]] = {}
     for label, members in groups.items():
         for t in members:
             for key, value in t.metrics.items():
                 if (parsed := parse_nplm_key(key)) and parsed[0] == NPLM_POWER:
                     lines.setdefault(label, {}).setdefault(parsed[2], {}).setdefault(parsed[1], []).append(value)
-    if not lines:
-        return []
-    styles = line_styles({label: groups[label] for label in lines}, done)
     series = {label: {f: {k: v for sig, vs in by.items() for k, v in ((sig, np.mean(vs)), (f"{sig}_std", np.std(vs)))}
                       for f, by in pts.items()} for label, pts in lines.items()}
-    signals = [s for s in L.SIGNALS if any(s in by for pts in lines.values() for by in pts.values())]
+    return series, line_styles({label: groups[label] for label in lines}, done)
+
+
+def _nplm_section(done: list[Trial], axes: list[str], out: Path) -> list[str]:
+    """NPLM's detection power against the injected signal fraction, a panel per signal, the `nplm_lines`."""
+    series, styles = nplm_lines(done, axes)
+    if not series:
+        return []
+    signals = [s for s in L.SIGNALS if any(s in by for pts in series.values() for by in pts.values())]
     plot_lines(series, {s: L.SIGNAL_LATEX[s] for s in signals}, out / "nplm_power.png", "injected signal fraction",
                "P(Z > 3)", styles, log_x=None, ylim=POWER_RANGE)
     return ["## NPLM detection power", "", "P(Z > 3) of the signal-agnostic test (NPLM toys, Z from the χ² fitted "
