@@ -95,3 +95,36 @@ def test_unwritable_output_and_empty_request_fail_before_work(tmp_path, capsys):
     assert "output directory is not writable" in capsys.readouterr().err
     assert main(["generate", "--out", str(tmp_path / "o"), "--signal", "0", "--background", "0"]) == 2
     assert "nothing to generate" in capsys.readouterr().err
+
+
+def test_the_cache_key_covers_every_number_of_the_physics_code_and_not_its_comments(tmp_path, monkeypatch):
+    """A constant edited in the physics modules (an efficiency, a resolution, the ρ grid, the trigger
+    pre-filter) changes every chunk's key and the provenance hash; a comment or docstring does not."""
+    import shutil
+    import types
+
+    from anomclr_ray.events.generation import detector, runner
+    from anomclr_ray.events.generation.runner import Chunk, chunk_key, physics_code
+
+    assert detector in runner.PHYSICS_MODULES
+    copy = tmp_path / "detector.py"
+    shutil.copy(detector.__file__, copy)
+    probe = types.SimpleNamespace(__file__=str(copy))
+    monkeypatch.setattr(runner, "PHYSICS_MODULES", (probe,))
+    cfg, chunk = GenerationConfig(n_background=100, n_signal=0), Chunk("w", 0, 100)
+    base, provenance = chunk_key(cfg, chunk), cfg.config_hash()
+    text = copy.read_text()
+    edits = {"the efficiency table": ("0.95, np.where(abseta < 2.5, 0.85", "0.94, np.where(abseta < 2.5, 0.85"),
+             "a calorimeter resolution": ("(0.05 * e) ** 2 + 1.5**2 * e", "(0.05 * e) ** 2 + 1.6**2 * e"),
+             "the rho grid": ("_RHO_N_PHI = 12", "_RHO_N_PHI = 10"),
+             "the trigger pre-filter": ("_TRIGGER_PREFILTER = 0.75", "_TRIGGER_PREFILTER = 0.7"),
+             "a comment": ("# Stable charged particles", "# Stable, charged particles"),
+             "a docstring": ('"""Detector-response parameters', '"""The detector-response parameters')}
+    for what, (old, new) in edits.items():
+        assert text.count(old) == 1, what
+        copy.write_text(text.replace(old, new))
+        physics = what not in ("a comment", "a docstring")
+        assert (chunk_key(cfg, chunk) != base) == physics, what
+        assert (cfg.config_hash() != provenance) == physics, what
+    copy.write_text(text)
+    assert chunk_key(cfg, chunk) == base and physics_code((probe,)) == physics_code((detector,))

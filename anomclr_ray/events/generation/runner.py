@@ -8,6 +8,7 @@ resumes from them, and a rerun with an unchanged config writes nothing new.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -21,14 +22,42 @@ from pathlib import Path
 import numpy as np
 
 from ...configs import to_plain
+from ...errors import ConfigError, PlaceError
 from ...infra.raycluster import connect
+from .. import kinematics as kinematics_module
 from .. import layout as L
+from .. import layout as layout_module
 from ..io import write_events
+from . import detector as detector_module
+from . import pileup as pileup_module
+from . import processes as processes_module
+from . import pythia_chunk as pythia_chunk_module
 from .detector import CALIBRATION, DetectorConfig
 from .processes import BACKGROUND_FRACTIONS, PROCESSES
 from .pythia_chunk import generate_chunk
 
-FORMAT_VERSION = 2  # bump when the generator's physics or output changes (2: calibrated to the published files)
+FORMAT_VERSION = 2  # bump when the files' format changes (2: calibrated to the published files)
+
+# The code that is the generator's physics: processes, detector response, pile-up, the chunk loop, and the
+# layout's object definitions and kinematics. Its syntax (every statement and number, not comments,
+# docstrings or formatting) is part of every cache key and of the provenance hash (`physics_code`), so a
+# constant edited anywhere in it cannot reuse chunks made before; no version to bump by hand.
+PHYSICS_MODULES = (processes_module, detector_module, pileup_module, pythia_chunk_module, layout_module, kinematics_module)
+
+
+def physics_code(modules=None) -> str:
+    """A hash of the modules' syntax trees (default `PHYSICS_MODULES`) with docstrings dropped."""
+    trees = []
+    for module in modules or PHYSICS_MODULES:
+        tree = ast.parse(Path(module.__file__).read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        trees.append(ast.dump(tree, annotate_fields=False))
+    return _hash(trees)
 
 
 @dataclass(frozen=True)
@@ -45,16 +74,16 @@ class GenerationConfig:
 
     def __post_init__(self):
         if self.n_background < 0 or self.n_signal < 0:
-            raise ValueError(f"event counts must be >= 0, got background={self.n_background}, signal={self.n_signal}")
+            raise ConfigError(f"event counts must be >= 0, got background={self.n_background}, signal={self.n_signal}")
         if self.n_background == 0 and self.n_signal == 0:
-            raise ValueError("nothing to generate: background and signal counts are both 0")
+            raise ConfigError("nothing to generate: background and signal counts are both 0")
         if self.chunk_size < 1 or self.batch < 1:
-            raise ValueError(f"chunk_size and batch must be >= 1, got {self.chunk_size}, {self.batch}")
+            raise ConfigError(f"chunk_size and batch must be >= 1, got {self.chunk_size}, {self.batch}")
         if not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed must be in [0, 2^63), got {self.seed}")
+            raise ConfigError(f"seed must be in [0, 2^63), got {self.seed}")
         for s in self.signals:
             if s not in L.SIGNALS:
-                raise ValueError(f"unknown signal {s!r}: expected one of {', '.join(L.SIGNALS)}")
+                raise ConfigError(f"unknown signal {s!r}: expected one of {', '.join(L.SIGNALS)}")
 
     def process_counts(self) -> dict[str, int]:
         """Accepted events per process: background split by the cocktail fractions (largest remainder)."""
@@ -69,6 +98,7 @@ class GenerationConfig:
         """Config plus process settings and generator versions: what the cache hash covers."""
         return {
             "format_version": FORMAT_VERSION,
+            "physics_code": physics_code(),
             "config": to_plain(self),
             "processes": {p: to_plain(PROCESSES[p]) for p in self.process_counts()},
             "background_fractions": BACKGROUND_FRACTIONS,
@@ -110,7 +140,7 @@ def chunk_key(cfg: GenerationConfig, chunk: Chunk) -> str:
     physics = cfg.physics_dict()
     return _hash({"physics": physics["processes"].get(chunk.process), "detector": to_plain(cfg.detector),
                   "seed": cfg.seed, "batch": cfg.batch, "chunk": to_plain(chunk), "format": FORMAT_VERSION,
-                  "versions": physics["versions"]})
+                  "code": physics["physics_code"], "versions": physics["versions"]})
 
 
 def _run_chunk(cfg: GenerationConfig, chunk: Chunk):
@@ -137,7 +167,7 @@ def check_output_dir(out: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise PermissionError(f"{out}: output directory is not writable ({err.strerror or err})") from None
+        raise PlaceError(f"{out}: output directory is not writable ({err.strerror or err})") from None
 
 
 def run_chunks(cfg: GenerationConfig, cache_dir: Path, workers: int | None = None, address: str | None = None,
