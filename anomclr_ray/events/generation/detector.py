@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import layout as L
 from ..kinematics import jet_pt_resolution, pt_eta_phi, wrap_phi
+from ...errors import ConfigError
 
 INVISIBLE_PDG = (12, 14, 16)  # neutrinos
 # Stable charged particles in Pythia's default final state (|PDG id|): e, mu, pi+-, K+-, p, and the charged
@@ -75,11 +76,11 @@ class DetectorConfig:
 
     def __post_init__(self):
         if self.jet_pileup_removal not in ("charged", "all"):
-            raise ValueError(f"DetectorConfig.jet_pileup_removal must be 'charged' or 'all', got {self.jet_pileup_removal!r}")
+            raise ConfigError(f"DetectorConfig.jet_pileup_removal must be 'charged' or 'all', got {self.jet_pileup_removal!r}")
         if self.lepton_turn_on is not None and not 0 <= self.lepton_turn_on[0] < self.lepton_turn_on[1]:
-            raise ValueError(f"DetectorConfig.lepton_turn_on must be (low, high) with 0 <= low < high, got {self.lepton_turn_on}")
+            raise ConfigError(f"DetectorConfig.lepton_turn_on must be (low, high) with 0 <= low < high, got {self.lepton_turn_on}")
         if self.pileup_mean < 0 or self.pileup_pool < 1:
-            raise ValueError(f"DetectorConfig: pileup_mean must be >= 0 and pileup_pool >= 1, got {self.pileup_mean}, "
+            raise ConfigError(f"DetectorConfig: pileup_mean must be >= 0 and pileup_pool >= 1, got {self.pileup_mean}, "
                              f"{self.pileup_pool}")
 
 
@@ -271,80 +272,103 @@ def may_trigger(parts: Particles) -> np.ndarray:
     return np.bincount(parts.evt[cand], minlength=parts.n_events) > 0
 
 
-def reconstruct(parts: Particles, rng: np.random.Generator, cfg: DetectorConfig = DetectorConfig()
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Detector response + ADC2021 selection. Returns (events (n_pass, 19, 4) float32, passed (n_events,) bool)."""
-    pt, eta, phi = pt_eta_phi(parts.px, parts.py, parts.pz)
-    parts = parts.select(np.abs(eta) < cfg.calo_eta_max)
-    pt, eta, phi = pt_eta_phi(parts.px, parts.py, parts.pz)
-    n_ev = parts.n_events
-    counts = np.bincount(parts.evt, minlength=n_ev)
-    starts = np.cumsum(counts) - counts
+@dataclass
+class _Visible:
+    """The visible particles within the calorimeters' acceptance, with their kinematics and per-event
+    offsets: what every stage of `reconstruct` reads."""
 
-    # ---- pile-up: charged pile-up particles in the tracker are identified by their vertex (CHS) and
-    # leave the jet inputs; rho from what remains, per event and eta range
+    parts: Particles
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    counts: np.ndarray  # (n_events,) particles per event
+    starts: np.ndarray  # (n_events,) index of each event's first particle
+
+    @classmethod
+    def within(cls, parts: Particles, cfg: DetectorConfig) -> "_Visible":
+        _, eta, _ = pt_eta_phi(parts.px, parts.py, parts.pz)
+        parts = parts.select(np.abs(eta) < cfg.calo_eta_max)
+        counts = np.bincount(parts.evt, minlength=parts.n_events)
+        return cls(parts, *pt_eta_phi(parts.px, parts.py, parts.pz), counts, np.cumsum(counts) - counts)
+
+    def isolation(self, ci: np.ndarray, cfg: DetectorConfig, rho: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+        """`_relative_isolation` of the particles `ci` among `inputs`, with the central rho."""
+        return _relative_isolation(ci, self.parts.evt, self.pt, self.eta, self.phi, self.counts, self.starts, cfg,
+                                   rho[:, 1], inputs)
+
+
+def _pileup_removal(v: _Visible, cfg: DetectorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(the pile-up particles that leave the jet and isolation inputs, rho (n_events, 3)): charged pile-up
+    in the tracker identified by its vertex (CHS, then rho from what remains, per event and eta range), or
+    all of it (rho 0)."""
+    parts = v.parts
     if cfg.jet_pileup_removal == "all":
-        pu_removed = parts.pileup
+        removed = parts.pileup
     else:
-        pu_removed = parts.pileup & is_charged(parts.pdg) & (np.abs(eta) < cfg.tracker_eta_max)
-    rho = np.zeros((n_ev, len(_RHO_RANGES)))
+        removed = parts.pileup & is_charged(parts.pdg) & (np.abs(v.eta) < cfg.tracker_eta_max)
+    rho = np.zeros((parts.n_events, len(_RHO_RANGES)))
     if cfg.pileup_mean > 0 and cfg.jet_pileup_removal == "charged":
-        keep = ~pu_removed
-        rho = median_density(parts.evt[keep], pt[keep], eta[keep], phi[keep], n_ev)
+        keep = ~removed
+        rho = median_density(parts.evt[keep], v.pt[keep], v.eta[keep], v.phi[keep], parts.n_events)
+    return removed, rho
 
-    # ---- leptons: acceptance, efficiency, isolation, resolution
-    apdg = np.abs(parts.pdg)
+
+def _leptons(v: _Visible, cfg: DetectorConfig, rho: np.ndarray, inputs: np.ndarray,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(particle index, measured pT) of the reconstructed electrons and muons: acceptance, efficiency,
+    isolation against `inputs`, resolution, threshold."""
+    apdg = np.abs(v.parts.pdg)
     is_e, is_mu = apdg == 11, apdg == 13
-    cand = ((is_e & (np.abs(eta) < L.ELECTRON.eta_max)) | (is_mu & (np.abs(eta) < L.MUON.eta_max))) & (pt > 0.9 * L.ELECTRON.pt_min)
-    ci = np.flatnonzero(cand & ~parts.pileup)
-    ci = ci[rng.random(len(ci)) < _lepton_efficiency(is_e[ci], pt[ci], np.abs(eta[ci]), cfg)]
+    cand = (((is_e & (np.abs(v.eta) < L.ELECTRON.eta_max)) | (is_mu & (np.abs(v.eta) < L.MUON.eta_max)))
+            & (v.pt > 0.9 * L.ELECTRON.pt_min))
+    ci = np.flatnonzero(cand & ~v.parts.pileup)
+    ci = ci[rng.random(len(ci)) < _lepton_efficiency(is_e[ci], v.pt[ci], np.abs(v.eta[ci]), cfg)]
     if cfg.electron_iso_max is not None or cfg.muon_iso_max is not None:
-        iso = _relative_isolation(ci, parts.evt, pt, eta, phi, counts, starts, cfg, rho[:, 1], ~pu_removed)
         limit = np.where(is_e[ci], np.inf if cfg.electron_iso_max is None else cfg.electron_iso_max,
                          np.inf if cfg.muon_iso_max is None else cfg.muon_iso_max)
-        ci = ci[iso < limit]
+        ci = ci[v.isolation(ci, cfg, rho, inputs) < limit]
     res = np.where(is_e[ci], cfg.electron_pt_rel_res,
-                   np.where(np.abs(eta[ci]) < 1.5, cfg.muon_pt_rel_res_barrel, cfg.muon_pt_rel_res_endcap))
-    lpt = pt[ci] * np.maximum(1.0 + res * rng.standard_normal(len(ci)), 0.0)
-    l_ok = lpt > L.ELECTRON.pt_min  # electron and muon thresholds are equal (3 GeV)
-    ci, lpt = ci[l_ok], lpt[l_ok]
-    lept_e = is_e[ci]
+                   np.where(np.abs(v.eta[ci]) < 1.5, cfg.muon_pt_rel_res_barrel, cfg.muon_pt_rel_res_endcap))
+    lpt = v.pt[ci] * np.maximum(1.0 + res * rng.standard_normal(len(ci)), 0.0)
+    ok = lpt > L.ELECTRON.pt_min  # electron and muon thresholds are equal (3 GeV)
+    return ci[ok], lpt[ok]
+
+
+def _trigger(v: _Visible, cfg: DetectorConfig, ci: np.ndarray, lpt: np.ndarray, rho: np.ndarray,
+             inputs: np.ndarray) -> np.ndarray:
+    """(n_events,) bool: a lepton above the trigger threshold, isolated against `inputs` with
+    `trigger_iso_max` (every lepton is stored all the same)."""
     trig = lpt > L.TRIGGER_PT
-    if cfg.trigger_iso_max is not None:  # an isolated lepton fires the trigger; every lepton is stored
+    if cfg.trigger_iso_max is not None:
         t = np.flatnonzero(trig)
-        trig[t] = _relative_isolation(ci[t], parts.evt, pt, eta, phi, counts, starts, cfg, rho[:, 1],
-                                      ~pu_removed) < cfg.trigger_iso_max
-    passed = np.bincount(parts.evt[ci], weights=trig, minlength=n_ev) > 0
-    if not passed.any():
-        return np.zeros((0, L.N_SLOTS, L.N_FEATURES), np.float32), passed
+        trig[t] = v.isolation(ci[t], cfg, rho, inputs) < cfg.trigger_iso_max
+    return np.bincount(v.parts.evt[ci], weights=trig, minlength=v.parts.n_events) > 0
 
-    # ---- keep only triggered events from here on; new dense event index
-    new_index = np.cumsum(passed) - 1
-    n_pass = int(passed.sum())
-    is_lepton = np.zeros(len(pt), bool)
-    is_lepton[ci] = True
-    in_pass = passed[parts.evt]
 
-    # ---- MET from all visible particles: as the calorimeters measure them (particle flow), or their true
-    # momenta corrected below for the smearing of the reconstructed jets; the leptons as reconstructed
-    lkeep = passed[parts.evt[ci]]
-    ci, lpt, lept_e = ci[lkeep], lpt[lkeep], lept_e[lkeep]
-    l_ev = new_index[parts.evt[ci]]
+def _met(v: _Visible, cfg: DetectorConfig, sel: np.ndarray, event: np.ndarray, ci: np.ndarray, lpt: np.ndarray,
+         n_pass: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(MET x, MET y) (n_pass,) from the visible particles `sel` of the triggered events (`event`: their
+    new index, per particle): as the calorimeters measure them (particle flow), or their true momenta
+    (`_jets` then corrects for the smearing of the reconstructed jets); the leptons `ci` as reconstructed."""
+    parts = v.parts
     if cfg.calorimeter_smearing:
-        sel = in_pass & ~is_lepton
-        w = _calorimeter_scale(parts.pdg[sel], parts.e[sel], eta[sel], cfg, rng)
+        w = _calorimeter_scale(parts.pdg[sel], parts.e[sel], v.eta[sel], cfg, rng)
         lepton_term = lpt
     else:
-        sel, w, lepton_term = in_pass, 1.0, lpt - pt[ci]
-    ev_sel = new_index[parts.evt[sel]]
-    met_x = -np.bincount(ev_sel, weights=parts.px[sel] * w, minlength=n_pass)
-    met_y = -np.bincount(ev_sel, weights=parts.py[sel] * w, minlength=n_pass)
-    met_x -= np.bincount(l_ev, weights=lepton_term * np.cos(phi[ci]), minlength=n_pass)
-    met_y -= np.bincount(l_ev, weights=lepton_term * np.sin(phi[ci]), minlength=n_pass)
+        w, lepton_term = 1.0, lpt - v.pt[ci]
+    met_x = -np.bincount(event[sel], weights=parts.px[sel] * w, minlength=n_pass)
+    met_y = -np.bincount(event[sel], weights=parts.py[sel] * w, minlength=n_pass)
+    met_x -= np.bincount(event[ci], weights=lepton_term * np.cos(v.phi[ci]), minlength=n_pass)
+    met_y -= np.bincount(event[ci], weights=lepton_term * np.sin(v.phi[ci]), minlength=n_pass)
+    return met_x, met_y
 
-    # ---- jets from the remaining visible particles
-    jin = in_pass & ~is_lepton & ~pu_removed
-    jcounts = np.bincount(new_index[parts.evt[jin]], minlength=n_pass)
+
+def _jets(v: _Visible, cfg: DetectorConfig, jin: np.ndarray, event: np.ndarray, n_pass: int, rho: np.ndarray,
+          rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """(event, true pT after the rho subtraction, smeared pT, eta, phi) of the anti-kT jets of the
+    particles `jin` (`event`: the triggered events' new index per particle; `rho` of those events)."""
+    parts = v.parts
+    jcounts = np.bincount(event[jin], minlength=n_pass)
     arr = ak.unflatten(ak.zip({"px": parts.px[jin], "py": parts.py[jin], "pz": parts.pz[jin], "E": parts.e[jin]}), jcounts)
     jets = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.antikt_algorithm, cfg.jet_r)).inclusive_jets(
         min_pt=cfg.jet_cluster_pt_min)
@@ -352,10 +376,34 @@ def reconstruct(parts: Particles, rng: np.random.Generator, cfg: DetectorConfig 
     jflat = ak.flatten(jets)
     jpt, jeta, jphi = pt_eta_phi(*(ak.to_numpy(jflat[c]).astype(np.float64) for c in ("px", "py", "pz")))
     if rho.any():  # rho * area subtraction (area pi R^2: the anti-kT area of a hard jet)
-        jrho = rho[passed][j_ev, _rho_range(jeta)]
-        scale = np.maximum(1.0 - jrho * np.pi * cfg.jet_r**2 / np.maximum(jpt, 1e-9), 0.0)
-        jpt = jpt * scale
+        jrho = rho[j_ev, _rho_range(jeta)]
+        jpt = jpt * np.maximum(1.0 - jrho * np.pi * cfg.jet_r**2 / np.maximum(jpt, 1e-9), 0.0)
     jpt_s = np.maximum(jpt + jet_pt_resolution(jpt) * rng.standard_normal(len(jpt)), 0.0)
+    return j_ev, jpt, jpt_s, jeta, jphi
+
+
+def reconstruct(parts: Particles, rng: np.random.Generator, cfg: DetectorConfig = DetectorConfig()
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Detector response + ADC2021 selection, in stages: acceptance, pile-up removal, leptons, trigger,
+    MET, jets, the layout. Returns (events (n_pass, 19, 4) float32, passed (n_events,) bool)."""
+    v = _Visible.within(parts, cfg)
+    pu_removed, rho = _pileup_removal(v, cfg)
+    ci, lpt = _leptons(v, cfg, rho, ~pu_removed, rng)
+    passed = _trigger(v, cfg, ci, lpt, rho, ~pu_removed)
+    if not passed.any():
+        return np.zeros((0, L.N_SLOTS, L.N_FEATURES), np.float32), passed
+
+    # only the triggered events from here on, with a new dense event index
+    evt = v.parts.evt
+    event, n_pass = np.cumsum(passed)[evt] - 1, int(passed.sum())
+    in_pass = passed[evt]
+    is_lepton = np.zeros(len(v.pt), bool)
+    is_lepton[ci] = True
+    keep = passed[evt[ci]]
+    ci, lpt = ci[keep], lpt[keep]
+    lept_e = np.abs(v.parts.pdg[ci]) == 11
+    met_x, met_y = _met(v, cfg, in_pass & ~is_lepton if cfg.calorimeter_smearing else in_pass, event, ci, lpt, n_pass, rng)
+    j_ev, jpt, jpt_s, jeta, jphi = _jets(v, cfg, in_pass & ~is_lepton & ~pu_removed, event, n_pass, rho[passed], rng)
     if not cfg.calorimeter_smearing:
         met_x -= np.bincount(j_ev, weights=(jpt_s - jpt) * np.cos(jphi), minlength=n_pass)
         met_y -= np.bincount(j_ev, weights=(jpt_s - jpt) * np.sin(jphi), minlength=n_pass)
@@ -365,7 +413,8 @@ def reconstruct(parts: Particles, rng: np.random.Generator, cfg: DetectorConfig 
     out[:, 0, L.PT] = np.hypot(met_x, met_y)
     out[:, 0, L.PHI] = np.arctan2(met_y, met_x)
     out[:, 0, L.CLASS] = L.MET_ID
-    _fill(out, L.ELECTRON, l_ev[lept_e], lpt[lept_e], eta[ci][lept_e], phi[ci][lept_e])
-    _fill(out, L.MUON, l_ev[~lept_e], lpt[~lept_e], eta[ci][~lept_e], phi[ci][~lept_e])
+    l_ev = event[ci]
+    _fill(out, L.ELECTRON, l_ev[lept_e], lpt[lept_e], v.eta[ci][lept_e], v.phi[ci][lept_e])
+    _fill(out, L.MUON, l_ev[~lept_e], lpt[~lept_e], v.eta[ci][~lept_e], v.phi[ci][~lept_e])
     _fill(out, L.JET, j_ev[jsel], jpt_s[jsel], jeta[jsel], jphi[jsel])
     return out.astype(np.float32), passed
