@@ -16,6 +16,9 @@ from ..method.model import ModelConfig, build_encoder
 from .config import TrainConfig, check_batch_size
 
 
+DROPOUT_SEED_OFFSET = 7_919_000_003  # the global generator's seeds (dropout), apart from the batches' and views'
+
+
 def contrastive_step(model: torch.nn.Module, pre: Preprocessor, views: list[torch.Tensor], cfg: TrainConfig,
                      shard: Shard = Shard(), labels: torch.Tensor | None = None) -> torch.Tensor:
     """The loss of one step: `views` = [events, physical views(, anomaly views)] (or, for the two-view
@@ -67,13 +70,16 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.
     worker `rank` of `world` encodes its contiguous share. The loss takes its negatives from the whole
     global batch (head outputs gathered with gradients, `losses.Shard`), so a DDP run has the loss and
     the updates of a single-device run on the same global batch, and a resumed run those of an
-    uninterrupted one. Nothing is copied between host and device inside a step: the losses are read
+    uninterrupted one. Dropout draws from torch's global generator, which no checkpoint carries: it is
+    seeded here by (seed, epoch, rank), so that a run resumed at any epoch draws the masks of an
+    uninterrupted one too. Nothing is copied between host and device inside a step: the losses are read
     once, at the end of the epoch, which is also where a non-finite one is reported.
     """
     model.train()
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-    order = order.to(data.device)
-    gen = torch.Generator(device=data.device).manual_seed(cfg.seed * 100_003 + epoch)
+    seed = cfg.seed * 100_003 + epoch
+    torch.manual_seed(seed + DROPOUT_SEED_OFFSET * (rank + 1))
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).to(data.device)
+    gen = torch.Generator(device=data.device).manual_seed(seed)
     share, shard = cfg.batch_size // world, Shard(rank, world)
     losses = []
     for idx in order.split(cfg.batch_size):
