@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from ..configs import to_plain
+from ..errors import PlaceError, ServiceError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own variable; the cluster YAMLs export the head's server
 TRIAL_TAG = "anomclr.trial_id"
 STUDY_TAG = "anomclr.study"
+STORAGE_TAG = "anomclr.storage"  # a parent run: where its study's Tune state lives (finds it after a lost record)
+STOPPED_TAG = "anomclr.stopped_early"  # a trial run: "true" when the scheduler stopped it before its budget
+STOPPED_AT_TAG = "anomclr.stopped_at_epoch"  # ... and the epoch it had reached
+ERROR_TAG = "anomclr.error"  # a FAILED trial run: the error's first line
 NODE_TAG = "anomclr.ray_node"  # the Ray node a trial ran on (its last evaluation's, after a restore)
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own tag: the UI shows it as the run's source version
 GIT_DIRTY_TAG = "anomclr.git_dirty"  # "true" when the checkout had uncommitted changes
+STUDY_CONFIG_FILE = "study.yaml"  # a parent run's artifact: the whole StudyConfig, read back by `--config`
+CURVES_FILE = "curves.npz"  # a trial run's ROC curves per signal (`metrics.save_curves`), read by reports
 VIEW_KEY = "anomclr"  # MLflow UI shared view: ...#/experiments/<id>/runs?viewStateShareKey=anomclr
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 
@@ -65,10 +73,46 @@ def absolute_uri(uri: str) -> str:
     return uri
 
 
-def client(uri: str):
+BUSY_WAIT_S = 600.0  # how long a call waits out a tracking store that is busy (a locked SQLite file)
+
+
+def client(uri: str) -> "PatientClient":
+    """The MLflow client of a store, patient with it when it is busy (`PatientClient`)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    return PatientClient(MlflowClient(tracking_uri=uri))
+
+
+class PatientClient:
+    """An `MlflowClient` whose calls wait out a busy store. MLflow's SQL store gives a locked SQLite file
+    20 s (its busy timeout), then raises TEMPORARILY_UNAVAILABLE without retrying: with 128 trials
+    logging at once on one node, a fifth of them lost their runs or metrics (docs/reliability.md). Each
+    call is one transaction that either committed or did not, so repeating a failed one, with jittered
+    exponential backoff for up to `BUSY_WAIT_S`, loses and duplicates nothing. (A tracking server
+    answers 503 for the same and MLflow's HTTP client retries that itself.)"""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            from mlflow.exceptions import MlflowException
+
+            deadline, delay = time.monotonic() + BUSY_WAIT_S, 0.05
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except MlflowException as err:
+                    if err.error_code != "TEMPORARILY_UNAVAILABLE" or "locked" not in str(err) or time.monotonic() > deadline:
+                        raise
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(2 * delay, 5.0)
+
+        return call
 
 
 def check_tracking(uri: str) -> None:
@@ -76,7 +120,7 @@ def check_tracking(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         if not path.parent.resolve().exists():
-            raise ValueError(f"MLflow tracking URI {uri}: directory {path.parent} does not exist")
+            raise PlaceError(f"MLflow tracking URI {uri}: directory {path.parent} does not exist")
     if uri.startswith(("http://", "https://")):
         # a direct probe: MLflow's own client retries with backoff for minutes before it gives up
         import urllib.error
@@ -85,11 +129,13 @@ def check_tracking(uri: str) -> None:
         try:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
         except (urllib.error.URLError, OSError) as err:
-            raise ConnectionError(f"MLflow tracking store {uri} is not reachable: {err}") from None
+            raise ServiceError(f"MLflow tracking store {uri} is not reachable: {err}") from None
+    from mlflow.exceptions import MlflowException
+
     try:
         client(uri).search_experiments(max_results=1)
-    except Exception as err:  # noqa: BLE001 - any failure here means: not usable
-        raise ConnectionError(f"MLflow tracking store {uri} is not reachable: {type(err).__name__}: {err}") from None
+    except (MlflowException, OSError) as err:  # a store it cannot open or reach (SQL errors arrive wrapped)
+        raise ServiceError(f"MLflow tracking store {uri} is not reachable: {type(err).__name__}: {err}") from None
 
 
 def experiment_id(uri: str, name: str, artifact_root: str | None = None) -> str:
@@ -152,8 +198,7 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
     from mlflow.entities import Metric, Param
 
     c = client(uri)
-    found = c.search_runs([exp_id], filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
-                                                  f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    found = _trial_runs(c, exp_id, parent_run_id, trial_id)
     if found:
         rid, logged = found[0].info.run_id, found[0].data.params
         if node:
@@ -174,3 +219,37 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
     if finished:
         c.set_terminated(rid)
     return rid
+
+
+def _trial_runs(c, exp_id: str, parent_run_id: str, trial_id: str) -> list:
+    return c.search_runs([exp_id], filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+                                                 f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+def end_trial_run(uri: str, exp_id: str, parent_run_id: str, trial_id: str, *, error: str | None = None,
+                  stopped_at: int | None = None, trial_name: str | None = None) -> str:
+    """End a trial's run with its true status: FAILED with `error` (its first line) as a tag, else
+    FINISHED, tagged as stopped early at epoch `stopped_at` when the scheduler stopped it before its
+    budget. A trial that failed before it logged anything gets a run that says so (named `trial_name`)."""
+    c = client(uri)
+    if found := _trial_runs(c, exp_id, parent_run_id, trial_id):
+        rid = found[0].info.run_id
+    else:
+        rid = c.create_run(exp_id, run_name=trial_name or trial_id,
+                           tags={"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id}).info.run_id
+    if error is not None:
+        c.set_tag(rid, ERROR_TAG, error[:5000])
+    elif stopped_at is not None:
+        c.set_tag(rid, STOPPED_TAG, "true")
+        c.set_tag(rid, STOPPED_AT_TAG, str(stopped_at))
+    c.set_terminated(rid, status="FAILED" if error is not None else "FINISHED")
+    return rid
+
+
+def set_run_status(uri: str, run_id: str, status: str) -> None:
+    """A run's status: RUNNING (a restored study's parent, reopened), or its end: FINISHED, FAILED, KILLED."""
+    c = client(uri)
+    if status == "RUNNING":
+        c.update_run(run_id, status="RUNNING")
+    else:
+        c.set_terminated(run_id, status=status)
