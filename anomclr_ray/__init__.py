@@ -14,6 +14,6 @@ import sys as _sys
 if "ray" not in _sys.modules:
     _os.environ.setdefault("RAY_AUTH_MODE", "token")
 
-# What a user's input causes (files, configs, unreachable services), not a bug: the command line tools
-# print it as one line, without a traceback, and exit with status 2.
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, FloatingPointError, ConnectionError)
+# What a user's input causes (configs, files, unreachable services, clusters), not a bug: the command line
+# tools print it as one line, without a traceback, and exit with status 2 (errors.py has the types).
+from .errors import USER_ERRORS  # noqa: E402

@@ -21,11 +21,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .errors import ConfigError  # noqa: F401 - also configs.ConfigError: a file or override that does not fit
+
 C = TypeVar("C")
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the config's fields."""
 
 
 def to_plain(obj: Any) -> Any:

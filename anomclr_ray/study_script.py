@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import USER_ERRORS, configs
+from .errors import ConfigError
 from .events.dataset import DEFAULT_DATA_DIR, REPRODUCTION_SPLIT, DataConfig, with_validation
 from .infra.storage import DEFAULT_STORAGE, STORAGE_ENV
 from .report.build import build_report
 from .report.tracking import DEFAULT_TRACKING_URI, TRACKING_ENV, absolute_uri, default_tracking_uri
-from .study import StudyConfig, run_study, sample_of
+from .study import StudyConfig, one_line, run_study, sample_of
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"data.n_train": 4000, "data.n_test": 4000, "data.n_test_signal": 2000,
@@ -108,7 +108,7 @@ def study(args: argparse.Namespace, name: str, search_space: dict[str, dict[str,
     if args.config:
         cfg = configs.load(StudyConfig, args.config)
         if args.seeds:
-            raise ValueError("--seeds: the study of --config has its search space; use --set search_space=...")
+            raise ConfigError("--seeds: the study of --config has its search space; use --set search_space=...")
         return configs.override(configs.override(cfg, given), args.set)
     defaults = {"tracking_uri": default_tracking_uri(), "storage_path": os.environ.get(STORAGE_ENV, DEFAULT_STORAGE),
                 "data.data_dir": str(DEFAULT_DATA_DIR)}
@@ -136,10 +136,3 @@ def run(study: StudyConfig, args: argparse.Namespace) -> None:
     if results.errors:
         print(f"{len(results.errors)} trials failed; the first: {one_line(results.errors[0])}", file=sys.stderr)
         raise SystemExit(1)
-
-
-def one_line(err: BaseException) -> str:
-    """The line of a (Ray-wrapped) exception that names it: "ValueError: ...", not the traceback."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
-    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b", line)]
-    return re.sub(r"^(?:\w+\.)+(?=\w+:)", "", (named or lines)[-1])  # "pkg.mod.ValueError: m" -> "ValueError: m"

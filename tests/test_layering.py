@@ -11,7 +11,7 @@ PACKAGE = REPO / "anomclr_ray"
 
 # data -> augment -> encoder -> scores -> metrics -> tracking/report, with the platform around it
 LAYERS = (
-    "configs",
+    "errors", "configs",
     "infra.storage", "infra.raycluster", "infra.monitoring", "infra",
     "events.layout", "events.kinematics", "events.validate", "events.io", "events.preprocess", "events.dataset",
     "events.plots", "events.reference", "events.calibration", "events",

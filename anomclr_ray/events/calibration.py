@@ -15,6 +15,7 @@ import numpy as np
 from . import layout as L
 from . import reference as R
 from .io import read_samples
+from ..errors import MissingFileError
 
 REPORT = "calibration.md"
 
@@ -27,7 +28,7 @@ def calibration_report(data_dir: str | Path, out_dir: str | Path, max_events: in
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = {s: x for s, (x, _) in read_samples(data_dir, max_events).items()}
     if not samples:
-        raise FileNotFoundError(f"{data_dir}: no ADC2021 sample file found (expected e.g. "
+        raise MissingFileError(f"{data_dir}: no ADC2021 sample file found (expected e.g. "
                                 f"{L.FILE_NAMES[L.BACKGROUND]})")
     figures = [f for sample, x in samples.items() for f in R.compare(sample, x)]
     counts = ", ".join(f"{s} {len(x):,}" for s, x in samples.items())

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import layout as L
 from .io import EventFile, find_sample_file
+from ..errors import ConfigError, DataError
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "default"
 
@@ -32,14 +33,14 @@ class DataConfig:
 
     def __post_init__(self):
         if self.n_train < 1 or self.n_test < 1 or self.n_test_signal < 1 or self.n_ae < 0:
-            raise ValueError(f"DataConfig: event counts must be >= 1 (n_ae >= 0), got n_train={self.n_train}, "
+            raise ConfigError(f"DataConfig: event counts must be >= 1 (n_ae >= 0), got n_train={self.n_train}, "
                              f"n_ae={self.n_ae}, n_test={self.n_test}, n_test_signal={self.n_test_signal}")
         if self.n_val < 0 or self.n_val_signal < 0 or (self.n_val == 0) != (self.n_val_signal == 0):
-            raise ValueError(f"DataConfig: a validation set needs both n_val and n_val_signal >= 1 (or both 0 for "
+            raise ConfigError(f"DataConfig: a validation set needs both n_val and n_val_signal >= 1 (or both 0 for "
                              f"none), got n_val={self.n_val}, n_val_signal={self.n_val_signal}")
         for s in self.signals:
             if s not in L.SIGNALS:
-                raise ValueError(f"DataConfig: unknown signal {s!r}: expected one of {', '.join(L.SIGNALS)}")
+                raise ConfigError(f"DataConfig: unknown signal {s!r}: expected one of {', '.join(L.SIGNALS)}")
 
     @property
     def has_validation(self) -> bool:
@@ -94,9 +95,9 @@ def check_data(cfg: DataConfig, labels: str | None = None) -> None:
     for sample, n in need.items():
         with EventFile(find_sample_file(cfg.data_dir, sample)) as f:
             if len(f) < n:
-                raise ValueError(f"{f.where}: holds {len(f)} events, the data config needs {n}")
+                raise DataError(f"{f.where}: holds {len(f)} events, the data config needs {n}")
             if labels and sample == L.BACKGROUND and f.labels(0, 1) is None:
-                raise ValueError(f"{f.where}: no {L.LABELS_KEY!r} dataset, but {labels} needs the background process "
+                raise DataError(f"{f.where}: no {L.LABELS_KEY!r} dataset, but {labels} needs the background process "
                                  f"labels (W 0, QCD 1, Z 2, ttbar 3; the published ADC2021 files have none)")
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import layout as L
 from .validate import EventValidationError, check_dataset_layout, check_events
+from ..errors import DataError, MissingFileError
 
 
 def find_sample_file(data_dir: str | Path, sample: str) -> Path:
@@ -21,7 +22,7 @@ def find_sample_file(data_dir: str | Path, sample: str) -> Path:
     for name in names:
         if (data_dir / name).is_file():
             return data_dir / name
-    raise FileNotFoundError(f"{data_dir}: no file for sample {sample!r} (expected one of {', '.join(names)})")
+    raise MissingFileError(f"{data_dir}: no file for sample {sample!r} (expected one of {', '.join(names)})")
 
 
 class EventFile:
@@ -36,7 +37,7 @@ class EventFile:
         try:
             self._h5 = h5py.File(self.path, "r")
         except FileNotFoundError:
-            raise FileNotFoundError(f"{self.path}: no such file") from None
+            raise MissingFileError(f"{self.path}: no such file") from None
         except OSError as err:
             raise EventValidationError(f"{self.path}: not a readable HDF5 file ({err})") from None
         if L.PARTICLES_KEY not in self._h5:
@@ -100,7 +101,7 @@ def load_events(path: str | Path, n: int | None = None, start: int = 0) -> np.nd
     """Read `n` events from `start` (all if None) as checked float32 (n, 19, 4)."""
     with EventFile(path) as f:
         if start >= len(f):
-            raise ValueError(f"{f.where}: start {start} is beyond its {len(f)} events")
+            raise DataError(f"{f.where}: start {start} is beyond its {len(f)} events")
         return f.read(start, None if n is None else start + n)
 
 
@@ -121,7 +122,7 @@ def write_events(
     particles = np.asarray(particles)
     check_events(particles, f"{path}:{L.PARTICLES_KEY}", selection=False)
     if labels is not None and labels.shape != (particles.shape[0],):
-        raise ValueError(f"{path}:{L.LABELS_KEY}: shape {labels.shape}, expected ({particles.shape[0]},)")
+        raise DataError(f"{path}:{L.LABELS_KEY}: shape {labels.shape}, expected ({particles.shape[0]},)")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     opts = dict(compression="gzip", compression_opts=6, shuffle=True, track_times=False)  # reproducible bytes
     chunk_rows = max(1, min(len(particles), 8192))

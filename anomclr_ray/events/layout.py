@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
+
 # ---- slots -----------------------------------------------------------------------------------
 N_SLOTS = 19
 N_FEATURES = 4
@@ -101,7 +103,7 @@ PROCESS_LATEX = {"w": r"$W\to\ell\nu$", "qcd": "QCD", "z": r"$Z\to\ell\ell$", "t
 def check_sample(name: str) -> str:
     """Return `name` if it is a known sample, else raise naming the accepted ones."""
     if name not in SAMPLES:
-        raise ValueError(f"unknown sample {name!r}: expected one of {', '.join(SAMPLES)}")
+        raise ConfigError(f"unknown sample {name!r}: expected one of {', '.join(SAMPLES)}")
     return name
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from . import layout as L
+from ..errors import ConfigError, DataError
 
 ETA_SCALE = 4.0
 PHI_SCALE = math.pi
@@ -31,7 +32,7 @@ class Preprocessor:
 
     def __post_init__(self):
         if not (self.pt_scale > 0 and math.isfinite(self.pt_scale)):
-            raise ValueError(f"Preprocessor: pt_scale must be a positive finite number, got {self.pt_scale}")
+            raise ConfigError(f"Preprocessor: pt_scale must be a positive finite number, got {self.pt_scale}")
 
     @classmethod
     def fit(cls, background: np.ndarray | torch.Tensor) -> "Preprocessor":
@@ -40,7 +41,7 @@ class Preprocessor:
         pt = x[:, L.OBJECTS, L.PT]
         filled = x[:, L.OBJECTS, L.CLASS] != L.EMPTY_ID
         if not filled.any():
-            raise ValueError("Preprocessor.fit: the background events hold no objects")
+            raise DataError("Preprocessor.fit: the background events hold no objects")
         return cls(pt_scale=float(pt[filled].double().mean()))
 
     def __call__(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:

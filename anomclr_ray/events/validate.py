@@ -13,9 +13,10 @@ import h5py
 import numpy as np
 
 from . import layout as L
+from ..errors import DataError
 
 
-class EventValidationError(ValueError):
+class EventValidationError(DataError):
     """An event set broke a layout rule. The message names file, dataset, event index and rule."""
 
 

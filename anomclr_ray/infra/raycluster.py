@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from .storage import STORAGE_ENV, Storage
+from ..errors import ClusterError, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _check_actors_start(address: str) -> None:
     except (ray.exceptions.ActorDiedError, ray.exceptions.GetTimeoutError) as err:
         mode = os.environ.get("RAY_AUTH_MODE", "token")
         ray.shutdown()
-        raise ConnectionError(
+        raise ServiceError(
             f"Ray cluster at {address} cancels this driver's actors, so no trial could run; the usual cause is "
             f"an authentication mismatch: this driver uses RAY_AUTH_MODE={mode}. Start the cluster with "
             f"RAY_AUTH_MODE={mode} (as cluster/*.yaml do), or run the driver with the cluster's mode "
@@ -118,7 +119,7 @@ def check_cluster(storage: Storage, tracking_uri: str, data_files: list[Path]) -
         return
     scheme = tracking_uri.partition(":")[0] if ":" in tracking_uri else "file"
     if scheme in ("sqlite", "file"):
-        raise ValueError(f"MLflow tracking URI {tracking_uri} is a file on this node; on this Ray cluster of {n_nodes} "
+        raise ClusterError(f"MLflow tracking URI {tracking_uri} is a file on this node; on this Ray cluster of {n_nodes} "
                          f"nodes trials elsewhere cannot write to it. Set --tracking-uri (or MLFLOW_TRACKING_URI) to "
                          f"a tracking server, e.g. http://<head private IP>:5000 (cluster/*.yaml start one and export it)")
     marker = None
@@ -135,12 +136,12 @@ def check_cluster(storage: Storage, tracking_uri: str, data_files: list[Path]) -
     if marker:
         blind = [node for node, sizes in seen.items() if sizes[-1] < 0]
         if blind:
-            raise ValueError(f"storage {storage.uri} is local to this node: {len(blind)} of {n_nodes} Ray nodes do not "
+            raise ClusterError(f"storage {storage.uri} is local to this node: {len(blind)} of {n_nodes} Ray nodes do not "
                              f"see it ({', '.join(blind)}). Set --storage (or {STORAGE_ENV}) to s3://bucket/prefix, "
                              f"gs://bucket/prefix, or a path every node mounts (NFS)")
     for node, sizes in seen.items():
         for (path, size), theirs in zip(wanted.items(), sizes):
             if theirs != size:
-                raise ValueError(f"data file {path}: Ray node {node} " + (
+                raise ClusterError(f"data file {path}: Ray node {node} " + (
                     "does not see it" if theirs < 0 else f"sees {theirs} bytes, this node {size}")
                     + "; give every node the same data directory (file_mounts in cluster/*.yaml, or a shared path)")

@@ -13,6 +13,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ConfigError, PlaceError
+
 OBJECT_STORES = ("s3", "gs", "gcs")
 STORAGE_ENV = "ANOMCLR_STORAGE"  # the cluster YAMLs set it on the head; --storage's default
 DEFAULT_STORAGE = "runs"  # a study's storage root without --storage or $ANOMCLR_STORAGE
@@ -34,7 +36,7 @@ class Storage:
         if scheme == "file":
             return cls(str(Path(rest).resolve()))
         if scheme not in OBJECT_STORES or not rest.strip("/"):
-            raise ValueError(f"storage {text!r}: expected a path or {', '.join(s + '://bucket/prefix' for s in OBJECT_STORES[:2])}")
+            raise ConfigError(f"storage {text!r}: expected a path or {', '.join(s + '://bucket/prefix' for s in OBJECT_STORES[:2])}")
         return cls(f"{scheme}://{rest.rstrip('/')}")
 
     @property
@@ -45,12 +47,13 @@ class Storage:
     @functools.cached_property
     def filesystem(self):
         """The pyarrow filesystem (Ray's `storage_filesystem`); S3 asks the store for the bucket's region."""
+        import pyarrow
         import pyarrow.fs
 
         try:
             return pyarrow.fs.FileSystem.from_uri(self.uri)[0]
-        except Exception as err:  # noqa: BLE001 - pyarrow's own message says what is missing
-            raise ValueError(f"storage {self.uri}: cannot be opened: {err}") from None
+        except (OSError, pyarrow.ArrowException) as err:  # pyarrow's own message says what is missing
+            raise PlaceError(f"storage {self.uri}: cannot be opened: {err}") from None
 
     def path(self, *parts: str) -> str:
         """A path inside the filesystem (what Ray wants next to `storage_filesystem`): no scheme."""
@@ -84,8 +87,10 @@ class Storage:
 
     def check_writable(self) -> None:
         """Fail fast, with the location in the message, when the root cannot be written."""
+        import pyarrow
+
         try:
             self.write_text("ok", ".anomclr_write_check")
             self.filesystem.delete_file(self.path(".anomclr_write_check"))
-        except Exception as err:  # noqa: BLE001 - any failure here means: not usable
-            raise ValueError(f"storage {self.uri} is not writable: {type(err).__name__}: {err}") from None
+        except (OSError, pyarrow.ArrowException) as err:  # denied, missing bucket, unreachable store
+            raise PlaceError(f"storage {self.uri} is not writable: {type(err).__name__}: {err}") from None

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import ConfigError
 from ..events import layout as L
 from ..events.kinematics import jet_pt_resolution, wrap_phi
 
@@ -43,7 +44,7 @@ def parse_mix(mix: str) -> tuple[str, ...]:
     names: list[str] = []
     for part in mix.split("+"):
         if part not in mixes():
-            raise ValueError(f"unknown augmentation mix {mix!r}: use {', '.join(mixes())} or '+'-joined names")
+            raise ConfigError(f"unknown augmentation mix {mix!r}: use {', '.join(mixes())} or '+'-joined names")
         names += [n for n in (tuple(ANOMALIES) if part == ALL else (part,)) if n not in names]
     return tuple(names)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..events.dataset import DataConfig, Dataset
 from ..events.preprocess import N_KINEMATIC, Preprocessor
 from ..nplm import nplm_test
@@ -41,9 +42,9 @@ class ScoreJob:
 
     def __post_init__(self):
         if not self.ae_seeds:
-            raise ValueError("ScoreJob.ae_seeds: at least one AE seed is needed")
+            raise ConfigError("ScoreJob.ae_seeds: at least one AE seed is needed")
         if not 0 < self.eps_s < 1:
-            raise ValueError(f"ScoreJob.eps_s must be in (0, 1), got {self.eps_s}")
+            raise ConfigError(f"ScoreJob.eps_s must be in (0, 1), got {self.eps_s}")
 
 
 Metrics = dict[str, dict[str, list[float]]]  # signal -> metric name -> values over AE seeds

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..events import layout as L
 from ..events.preprocess import N_INPUT_FEATURES, N_KINEMATIC, Preprocessor
 
@@ -55,16 +56,16 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"ModelConfig.kind: unknown {self.kind!r}, expected one of {', '.join(KINDS)}")
+            raise ConfigError(f"ModelConfig.kind: unknown {self.kind!r}, expected one of {', '.join(KINDS)}")
         for name in ("model_dim", "heads", "layers", "feedforward_dim", "output_dim", "head_layers", "embedding_dim"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not self.mlp_widths or min(self.mlp_widths) < 1:
-            raise ValueError(f"ModelConfig.mlp_widths must be positive widths, got {self.mlp_widths}")
+            raise ConfigError(f"ModelConfig.mlp_widths must be positive widths, got {self.mlp_widths}")
         if self.kind == "transformer" and self.model_dim % self.heads:
-            raise ValueError(f"ModelConfig.model_dim ({self.model_dim}) must be a multiple of heads ({self.heads})")
+            raise ConfigError(f"ModelConfig.model_dim ({self.model_dim}) must be a multiple of heads ({self.heads})")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def ff_dim(self) -> int:

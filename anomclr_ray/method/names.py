@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ConfigError
 from ..events import layout as L
 from .augment import mixes
 from .losses import LOSSES
@@ -43,7 +44,7 @@ def methods() -> dict[str, Method]:
 
 def method(name: str) -> Method:
     if name not in (known := methods()):
-        raise ValueError(f"unknown method {name!r}: expected one of {', '.join(known)}")
+        raise ConfigError(f"unknown method {name!r}: expected one of {', '.join(known)}")
     return known[name]
 
 
@@ -93,13 +94,13 @@ class MetricKey:
 
     def __post_init__(self):
         if self.name not in SIGNAL_METRICS:
-            raise ValueError(f"metric {self.name!r}: expected one of {', '.join(SIGNAL_METRICS)}")
+            raise ConfigError(f"metric {self.name!r}: expected one of {', '.join(SIGNAL_METRICS)}")
         if self.signal == MEAN:
             if self.name not in mean_metrics() or self.std:
-                raise ValueError(f"metric {self.name}{_STD if self.std else ''}/{MEAN}: only "
+                raise ConfigError(f"metric {self.name}{_STD if self.std else ''}/{MEAN}: only "
                                  f"{', '.join(mean_metrics())} have a mean over signals (and no std)")
         elif self.signal not in L.SIGNALS:
-            raise ValueError(f"signal {self.signal!r}: expected one of {', '.join(L.SIGNALS)} or {MEAN}")
+            raise ConfigError(f"signal {self.signal!r}: expected one of {', '.join(L.SIGNALS)} or {MEAN}")
 
     def __str__(self) -> str:
         return f"{_VALIDATION if self.validation else ''}{self.name}{_STD if self.std else ''}/{self.signal}"
@@ -118,10 +119,10 @@ def parse_metric_key(key: str) -> MetricKey:
     std = head.endswith(_STD)
     try:
         if not sep:
-            raise ValueError("no '/'")
+            raise ConfigError("no '/'")
         return MetricKey(head.removesuffix(_STD) if std else head, signal, std, validation)
     except ValueError as err:
-        raise ValueError(f"{key!r} is not a metric key (<name>/<signal>, e.g. auc/ato4l, val_auc/mean): {err}") from None
+        raise ConfigError(f"{key!r} is not a metric key (<name>/<signal>, e.g. auc/ato4l, val_auc/mean): {err}") from None
 
 
 NPLM_POWER, NPLM_Z = "nplm_power", "nplm_z"  # NPLM: P(Z > 3) and median Z per signal and injection fraction
@@ -131,9 +132,9 @@ NPLM_NULL_DOF = "nplm/null_dof"  # the degrees of freedom of the chi2 fitted to 
 def nplm_key(name: str, signal: str, fraction: float) -> str:
     """`nplm_key(NPLM_POWER, "ato4l", 0.005)` -> "nplm_power/ato4l/0.005"."""
     if name not in (NPLM_POWER, NPLM_Z):
-        raise ValueError(f"NPLM metric {name!r}: expected {NPLM_POWER} or {NPLM_Z}")
+        raise ConfigError(f"NPLM metric {name!r}: expected {NPLM_POWER} or {NPLM_Z}")
     if signal not in L.SIGNALS:
-        raise ValueError(f"signal {signal!r}: expected one of {', '.join(L.SIGNALS)}")
+        raise ConfigError(f"signal {signal!r}: expected one of {', '.join(L.SIGNALS)}")
     return f"{name}/{signal}/{fraction:g}"
 
 
@@ -155,9 +156,9 @@ PROXY_DEFAULT = "proxy_auc/all"  # the signal-free objective (`studies/hpo.py --
 def proxy_key(name: str, mix: str) -> str:
     """`proxy_key("proxy_auc", "all")` -> "proxy_auc/all"."""
     if name not in PROXY_METRICS:
-        raise ValueError(f"signal-free metric {name!r}: expected one of {', '.join(PROXY_METRICS)}")
+        raise ConfigError(f"signal-free metric {name!r}: expected one of {', '.join(PROXY_METRICS)}")
     if mix not in mixes():
-        raise ValueError(f"signal-free metric {name}/{mix}: the mix must be one of {', '.join(mixes())}")
+        raise ConfigError(f"signal-free metric {name}/{mix}: the mix must be one of {', '.join(mixes())}")
     return f"{name}/{mix}"
 
 
@@ -173,7 +174,7 @@ def check_objective(key: str) -> str:
         try:
             parse_metric_key(key)
         except ValueError as err:
-            raise ValueError(f"{err}; or a signal-free metric: {', '.join(PROXY_METRICS)} per mix, e.g. "
+            raise ConfigError(f"{err}; or a signal-free metric: {', '.join(PROXY_METRICS)} per mix, e.g. "
                              f"{PROXY_DEFAULT}") from None
     return key
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..events import layout as L
 from ..events.preprocess import N_INPUT_FEATURES, N_KINEMATIC
 from ..nplm import NPLMConfig
@@ -44,11 +45,11 @@ class ScoreConfig:
 
     def __post_init__(self):
         if self.bottleneck < 1:
-            raise ValueError(f"ScoreConfig.bottleneck must be >= 1, got {self.bottleneck}")
+            raise ConfigError(f"ScoreConfig.bottleneck must be >= 1, got {self.bottleneck}")
         if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"ScoreConfig.validation_fraction must be in (0, 1), got {self.validation_fraction}")
+            raise ConfigError(f"ScoreConfig.validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if self.learning_rate <= 0 or self.epochs < 1 or self.batch_size < 1 or (self.patience or 1) < 1:
-            raise ValueError("ScoreConfig: learning_rate, epochs, batch_size and patience must be positive")
+            raise ConfigError("ScoreConfig: learning_rate, epochs, batch_size and patience must be positive")
 
     @property
     def raw_dim(self) -> int:
@@ -59,13 +60,13 @@ class ScoreConfig:
         """The AE fits on `n` events less its validation fraction: a batch must fit in them."""
         n_fit = n - max(1, int(n * self.validation_fraction))
         if self.batch_size > n_fit:
-            raise ValueError(f"ScoreConfig.batch_size ({self.batch_size}) is larger than the {n_fit} training events "
+            raise ConfigError(f"ScoreConfig.batch_size ({self.batch_size}) is larger than the {n_fit} training events "
                              f"of the AE ({n} less the validation fraction {self.validation_fraction}): lower "
                              "score.batch_size")
 
     def check_input_dim(self, input_dim: int) -> None:
         if self.bottleneck >= input_dim:
-            raise ValueError(f"ScoreConfig.bottleneck ({self.bottleneck}) must be smaller than the input "
+            raise ConfigError(f"ScoreConfig.bottleneck ({self.bottleneck}) must be smaller than the input "
                              f"dimension ({input_dim})")
 
 

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..configs import to_plain
+from ..errors import ConfigError
 from ..events.dataset import REPRODUCTION_SPLIT, DataConfig
 
 HIGH_DIMENSION = 16  # above this the kernel test degrades (Metzger et al. work at 4): warned
@@ -34,14 +35,14 @@ class NPLMConfig:
 
     def __post_init__(self):
         if not self.fractions or any(not 0 <= f < 1 for f in self.fractions):
-            raise ValueError(f"NPLMConfig.fractions must be in [0, 1), got {self.fractions}")
+            raise ConfigError(f"NPLMConfig.fractions must be in [0, 1), got {self.fractions}")
         if self.toys < 1 or self.null_toys < 10:
-            raise ValueError(f"NPLMConfig: toys must be >= 1 and null_toys >= 10 (a χ² is fitted to them), got "
+            raise ConfigError(f"NPLMConfig: toys must be >= 1 and null_toys >= 10 (a χ² is fitted to them), got "
                              f"toys={self.toys}, null_toys={self.null_toys}")
         if self.n_reference < 1 or self.n_background < 1 or self.centres < 1 or self.newton_steps < 1:
-            raise ValueError("NPLMConfig: n_reference, n_background, centres and newton_steps must be >= 1")
+            raise ConfigError("NPLMConfig: n_reference, n_background, centres and newton_steps must be >= 1")
         if self.penalty <= 0 or not 0 < self.sigma_percentile < 100:
-            raise ValueError(f"NPLMConfig: penalty must be > 0 and sigma_percentile in (0, 100), got "
+            raise ConfigError(f"NPLMConfig: penalty must be > 0 and sigma_percentile in (0, 100), got "
                              f"{self.penalty}, {self.sigma_percentile}")
 
     @property
@@ -69,11 +70,11 @@ class NPLMConfig:
         (`n_signal`: the smallest signal pool, None without signals)."""
         need_b, need_s = self.pools_needed()
         if n_background < need_b:
-            raise ValueError(f"NPLM: {background_field} = {n_background} held-out background events, but N_R + N̄_B "
+            raise ConfigError(f"NPLM: {background_field} = {n_background} held-out background events, but N_R + N̄_B "
                              f"+ 6√N̄_B = {need_b} are needed (n_reference {self.n_reference}, n_background "
                              f"{self.n_background}): give more events or smaller NPLM sizes")
         if n_signal is not None and n_signal < need_s:
-            raise ValueError(f"NPLM: {signal_field} = {n_signal} signal events per signal, but the largest injection "
+            raise ConfigError(f"NPLM: {signal_field} = {n_signal} signal events per signal, but the largest injection "
                              f"({max(self.fractions)} x {self.n_background}) needs {need_s}")
 
 

@@ -14,6 +14,7 @@ import torch
 
 from .config import NPLMConfig
 from .estimator import fit, likelihood_ratio
+from ..errors import ConfigError
 
 NULL = "null"
 
@@ -103,7 +104,7 @@ class ToyStore:
                 fh.write("\n")
         first, *lines = text.splitlines()
         if json.loads(first).get("key") != key:
-            raise ValueError(f"{self.path}: its toys were run with other settings ({first}); write to another "
+            raise ConfigError(f"{self.path}: its toys were run with other settings ({first}); write to another "
                              f"folder or remove it")
         for line in lines:
             try:

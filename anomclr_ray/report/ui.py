@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from .tracking import VIEW_KEY, absolute_uri
+from ..errors import ServiceError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -33,7 +34,7 @@ def wait_until_up(host: str, port: int, proc: subprocess.Popen, timeout: float =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the MLflow UI exited with status {proc.returncode} before serving")
+            raise ServiceError(f"the MLflow UI exited with status {proc.returncode} before serving")
         try:
             urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2).close()
             return
@@ -54,7 +55,7 @@ def render(url: str, png: str | Path | None = None, width: int = 1600, height: i
     """The page's DOM after its scripts ran (headless Chromium); also a PNG screenshot when `png`."""
     chromium = find_chromium()
     if chromium is None:
-        raise FileNotFoundError("no Chromium found (Debian: apt-get install chromium)")
+        raise ServiceError("no Chromium found (Debian: apt-get install chromium)")
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             f"--virtual-time-budget={wait_ms}", f"--window-size={width},{height}"]
     dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=180, check=True).stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import ConfigError
 from ..events.dataset import DataConfig
 from ..method import augment
 from ..method.losses import LOSSES, VICREG_WEIGHTS
@@ -30,21 +31,21 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
-            raise ValueError(f"TrainConfig.precision: unknown {self.precision!r}, expected one of {', '.join(PRECISIONS)}")
+            raise ConfigError(f"TrainConfig.precision: unknown {self.precision!r}, expected one of {', '.join(PRECISIONS)}")
         if self.loss not in LOSSES:
-            raise ValueError(f"TrainConfig.loss: unknown loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
+            raise ConfigError(f"TrainConfig.loss: unknown loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
         augment.parse_mix(self.mix)
         if not self.temperature > 0:
-            raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+            raise ConfigError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
         if not self.learning_rate > 0:
-            raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate}")
+            raise ConfigError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.mask_probability < 1 or self.pt_resampling < 0:
-            raise ValueError(f"TrainConfig: mask_probability in [0, 1) and pt_resampling >= 0 needed, got "
+            raise ConfigError(f"TrainConfig: mask_probability in [0, 1) and pt_resampling >= 0 needed, got "
                              f"{self.mask_probability}, {self.pt_resampling}")
         if min(self.vicreg_weights) < 0:
-            raise ValueError(f"TrainConfig.vicreg_weights must be >= 0, got {self.vicreg_weights}")
+            raise ConfigError(f"TrainConfig.vicreg_weights must be >= 0, got {self.vicreg_weights}")
         if self.batch_size < 2 or self.epochs < 1:
-            raise ValueError(f"TrainConfig: batch_size >= 2 and epochs >= 1 needed, got {self.batch_size}, {self.epochs}")
+            raise ConfigError(f"TrainConfig: batch_size >= 2 and epochs >= 1 needed, got {self.batch_size}, {self.epochs}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,6 @@ class PretrainJob:
 def check_batch_size(cfg: TrainConfig, n_train: int, workers: int = 1) -> None:
     """The one check that a global batch fits the training set and splits evenly over the workers."""
     if cfg.batch_size > n_train:
-        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) is larger than the {n_train} training events")
+        raise ConfigError(f"TrainConfig.batch_size ({cfg.batch_size}) is larger than the {n_train} training events")
     if cfg.batch_size % workers:
-        raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) must be a multiple of the {workers} workers")
+        raise ConfigError(f"TrainConfig.batch_size ({cfg.batch_size}) must be a multiple of the {workers} workers")

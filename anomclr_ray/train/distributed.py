@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..configs import from_plain, to_plain
+from ..errors import ConfigError
 from ..events.dataset import DataConfig, load_dataset
 from ..events.preprocess import Preprocessor
 from ..infra.monitoring import TrainMonitor
@@ -44,7 +45,7 @@ class ScalingSpec:
 
     def __post_init__(self):
         if self.num_workers < 1 or self.checkpoint_every < 1 or self.cpus_per_worker <= 0:
-            raise ValueError(f"ScalingSpec: num_workers, checkpoint_every >= 1 and cpus_per_worker > 0 needed, got {self}")
+            raise ConfigError(f"ScalingSpec: num_workers, checkpoint_every >= 1 and cpus_per_worker > 0 needed, got {self}")
 
 
 def _worker_loop(config: dict) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .detector import DetectorConfig, Particles, may_trigger, reconstruct
 from .processes import COMMON, Process
+from ...errors import ConfigError
 
 PYTHIA_SEED_MAX = 900_000_000
 
@@ -36,7 +37,7 @@ def make_pythia(process: Process, pythia_seed: int):
     pythia = pythia8mc.Pythia("", False)
     for s in (*COMMON, "Random:setSeed = on", f"Random:seed = {pythia_seed}", *process.settings):
         if not pythia.readString(s):
-            raise ValueError(f"process {process.name}: Pythia rejected setting {s!r}")
+            raise ConfigError(f"process {process.name}: Pythia rejected setting {s!r}")
     if not pythia.init():
         raise RuntimeError(f"process {process.name}: Pythia initialisation failed")
     return pythia
