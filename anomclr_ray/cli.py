@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import USER_ERRORS
+from .errors import ConfigError
 from .events import layout as L
 
 CONFIG_FILE = "config.yaml"  # what `anomclr pretrain` and `anomclr score` ran, beside their results
@@ -170,7 +171,7 @@ def _nplm(args: argparse.Namespace) -> int:
     from .train import choose_device, load_checkpoint
 
     if args.no_raw and not args.checkpoint:
-        raise ValueError("nothing to test: give --checkpoint, or leave out --no-raw")
+        raise ConfigError("nothing to test: give --checkpoint, or leave out --no-raw")
     job = _job(NPLMJob, args)
     device = choose_device(args.device)
     workers = args.workers if args.workers is not None else (0 if device.type == "cuda" else len(os.sched_getaffinity(0)))
@@ -209,12 +210,16 @@ def _nplm(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report.build import build_report
+    from .report.build import LATEST, ALL, build_report
     from .report.tracking import absolute_uri, check_tracking
 
-    uri = absolute_uri(args.tracking_uri)
-    check_tracking(uri)
-    path = build_report(uri, args.experiment, args.out, args.metric)
+    uris = [absolute_uri(u) for u in args.tracking_uri]
+    for uri in uris:
+        check_tracking(uri)
+    executions = args.execution[0] if args.execution in ([LATEST], [ALL]) else args.execution
+    if len(uris) > 1 and executions not in (LATEST, ALL):
+        raise ConfigError("--execution RUN_ID names a parent run of one store: with several --tracking-uri use latest or all")
+    path = build_report(uris, args.experiment, args.out, args.metric, executions)
     print(f"wrote {path} (figures, trials.csv beside it)")
     return 0
 
@@ -231,11 +236,11 @@ def _ui(args: argparse.Namespace) -> int:
     if args.experiment:
         exp = client(uri).get_experiment_by_name(args.experiment)
         if exp is None:
-            raise ValueError(f"MLflow experiment {args.experiment!r} not found in {uri}")
+            raise ConfigError(f"MLflow experiment {args.experiment!r} not found in {uri}")
         exp_id = exp.experiment_id
     if args.screenshot:
         if exp_id is None:
-            raise ValueError("--screenshot needs --experiment")
+            raise ConfigError("--screenshot needs --experiment")
         with subprocess.Popen(ui_command(uri, "127.0.0.1", args.port), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) as proc:
             try:
@@ -333,7 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="Markdown, CSV and figures of a study, read from MLflow")
     r.add_argument("--experiment", required=True, help="the study's name (its MLflow experiment)")
-    r.add_argument("--tracking-uri", default=default_tracking_uri())
+    r.add_argument("--tracking-uri", nargs="+", default=[default_tracking_uri()],
+                   help="the MLflow store; several: one report of the study's executions in each (a study run in parts)")
+    r.add_argument("--execution", nargs="+", default=["latest"], metavar="RUN_ID",
+                   help="which executions of the study: latest (its newest parent run), all, or parent run ids")
     r.add_argument("--out", type=Path, required=True, help="report directory")
     r.add_argument("--metric", default=metric_key("auc", MEAN), help="what 'best' means (a metric key, e.g. val_auc/mean)")
     r.set_defaults(func=_report)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,8 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import yaml
+from ray.tune import Callback
 
-from .configs import dump, dumps
+from .configs import dump, dumps, from_plain
+from .errors import ConfigError, StudyChangedError
 from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
 from .events.preprocess import Preprocessor
 from .infra.monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
@@ -40,18 +46,20 @@ from .infra.storage import DEFAULT_STORAGE, Storage
 from .method.evaluate import AE_SEEDS, Evaluation, ae_inputs, evaluate_splits
 from .method.metrics import EPS_S, save_curves
 from .method.model import ModelConfig
-from .method.names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, applies, check_objective, labels_needed, method as check_method, metric_key,
-                           objective_keys)
+from .method.names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, applies, check_objective, labels_needed,
+                           method as check_method, metric_key, objective_keys, parse_nplm_key)
 from .method.score import ScoreConfig
 from .report.figures import plot_curves
-from .report.tracking import (DEFAULT_TRACKING_URI, absolute_uri, check_tracking, code_tags, experiment_id, log_trial,
-                              start_parent_run)
+from .report.tracking import (CURVES_FILE, DEFAULT_TRACKING_URI, STORAGE_TAG, STUDY_CONFIG_FILE, STUDY_TAG, TRIAL_TAG,
+                              absolute_uri, check_tracking, client, code_tags, end_trial_run, experiment_id, flatten,
+                              log_trial, set_run_status, start_parent_run)
 from .train import TrainConfig, check_batch_size, choose_device
 from .train.distributed import ScalingSpec, load_result_checkpoint, pretrain_distributed
 
+log = logging.getLogger(__name__)
+
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "score": ScoreConfig}
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
-STUDY_CONFIG_FILE = "study.yaml"  # the parent run's artifact: the whole StudyConfig, read back by `--config`
 
 
 @dataclass(frozen=True)
@@ -78,34 +86,34 @@ class StudyConfig:
 
     def __post_init__(self):
         if self.search not in ("grid", "tpe"):
-            raise ValueError(f"StudyConfig.search: unknown {self.search!r}, expected 'grid' or 'tpe'")
+            raise ConfigError(f"StudyConfig.search: unknown {self.search!r}, expected 'grid' or 'tpe'")
         if self.scheduler not in ("fifo", "asha"):
-            raise ValueError(f"StudyConfig.scheduler: unknown {self.scheduler!r}, expected 'fifo' or 'asha'")
+            raise ConfigError(f"StudyConfig.scheduler: unknown {self.scheduler!r}, expected 'fifo' or 'asha'")
         if self.eval_every < 0 or (self.scheduler == "asha" and self.eval_every < 1):
-            raise ValueError(f"StudyConfig.eval_every must be >= 0, and >= 1 for ASHA; got {self.eval_every}")
+            raise ConfigError(f"StudyConfig.eval_every must be >= 0, and >= 1 for ASHA; got {self.eval_every}")
         if self.num_samples < 1:
-            raise ValueError(f"StudyConfig.num_samples must be >= 1, got {self.num_samples}")
+            raise ConfigError(f"StudyConfig.num_samples must be >= 1, got {self.num_samples}")
         if METHOD_KEY in self.search_space and "train.loss" in self.search_space:
-            raise ValueError(f"search space: {METHOD_KEY!r} sets train.loss; give one of the two keys")
+            raise ConfigError(f"search space: {METHOD_KEY!r} sets train.loss; give one of the two keys")
         methods = next(iter(self.search_space[METHOD_KEY].values())) if METHOD_KEY in self.search_space else []
         if self.baseline and (self.search != "grid" or BASELINE in methods):
-            raise ValueError(f"StudyConfig.baseline adds the {BASELINE} trials to a grid study: it needs search='grid' "
+            raise ConfigError(f"StudyConfig.baseline adds the {BASELINE} trials to a grid study: it needs search='grid' "
                              f"and no {BASELINE!r} in the search space")
         for key, spec in self.search_space.items():
             section, _, name = key.partition(".")
             if key != METHOD_KEY and (section not in SECTIONS
                                       or name not in {f.name for f in dataclasses.fields(SECTIONS[section])}):
-                raise ValueError(f"search space key {key!r}: expected {METHOD_KEY!r} or <section>.<field> with "
+                raise ConfigError(f"search space key {key!r}: expected {METHOD_KEY!r} or <section>.<field> with "
                                  f"section in {', '.join(SECTIONS)} and a field of that config")
             if len(spec) != 1 or next(iter(spec)) not in DOMAINS:
-                raise ValueError(f"search space {key!r}: expected one of {', '.join(DOMAINS)}, got {spec}")
+                raise ConfigError(f"search space {key!r}: expected one of {', '.join(DOMAINS)}, got {spec}")
             if self.search == "tpe" and "grid" in spec:
-                raise ValueError(f"search space {key!r}: 'grid' needs search='grid'; use 'choice' with tpe")
+                raise ConfigError(f"search space {key!r}: 'grid' needs search='grid'; use 'choice' with tpe")
         check_objective(self.metric)  # names what a metric key looks like
         for sample in self.corner_samples():
             data = resolve(self, sample).data  # every reachable config is valid, or we fail here with its message
             if self.metric not in (objectives := objective_keys(data.signals, data.has_validation)):
-                raise ValueError(f"StudyConfig.metric {self.metric!r}: the trials report {', '.join(sorted(objectives))}"
+                raise ConfigError(f"StudyConfig.metric {self.metric!r}: the trials report {', '.join(sorted(objectives))}"
                                  + ("" if data.has_validation else " (val_* metrics need data n_val, n_val_signal)"))
 
     def corner_samples(self) -> list[dict[str, Any]]:
@@ -215,7 +223,6 @@ class _Trial:
     progress: dict[str, float]  # epochs trained and evaluated, wall and evaluation seconds so far
     started: float  # perf_counter() at the trial's start, restored time included
     monitor: StudyMonitor
-    device: Any  # where this process embeds and fits the AEs (chosen once)
 
     @classmethod
     def begin(cls, sample: dict[str, Any], study: StudyConfig) -> _Trial:
@@ -231,7 +238,7 @@ class _Trial:
         monitor.count(TRIALS_STARTED)
         params = {METHOD_KEY: cfgs.method, EPS_S_KEY: study.eps_s, **cfgs.sections()}
         return cls(study, trial_id, _run_name(cfgs.method, sample, trial_id), cfgs, params, progress,
-                   time.perf_counter() - progress["wall_s"], monitor, choose_device("auto"))
+                   time.perf_counter() - progress["wall_s"], monitor)
 
     @property
     def method(self) -> str:
@@ -246,19 +253,32 @@ class _Trial:
         epochs = [self.budget] if self.method == BASELINE else evaluation_epochs(self.study, self.budget)
         return [e for e in epochs if e > self.progress["epochs"]]
 
-    def embedding(self, data: Dataset, epochs: int) -> tuple[Callable, dict, str | None]:
-        """(events -> inputs of the AE, the new part of the loss curve, the checkpoint path): the raw
-        preprocessed events for the baseline, else the encoder pretrained (or resumed) to `epochs`."""
+    def embedding(self, data: Dataset, epochs: int) -> tuple[Preprocessor, torch.nn.Module | None, dict, str | None]:
+        """(the preprocessing, the encoder on the CPU or None for the baseline, the new part of the loss
+        curve, the checkpoint path): what the AE's inputs are made of, the encoder pretrained (or
+        resumed) to `epochs`."""
         pre = Preprocessor.fit(data.train)  # as pretraining fits it: the data are not read again for it
         if self.method == BASELINE:
-            return ae_inputs(pre, one_hot=self.cfgs.score.raw_one_hot), {}, None
+            return pre, None, {}, None
         storage = Storage.at(self.study.storage_path).child(self.study.name, "train")
         result = pretrain_distributed(self.cfgs.data, self.cfgs.model,
                                       dataclasses.replace(self.cfgs.train, epochs=epochs), self.study.scaling,
                                       storage.uri, self.id, pre)
-        model, pre, _, history = load_result_checkpoint(result, self.device)
+        model, pre, _, history = load_result_checkpoint(result, torch.device("cpu"))
         curve = {"train/loss": {e: v for e, v in enumerate(history) if e >= self.progress["epochs"]}}
-        return ae_inputs(pre, model, self.device), curve, result.checkpoint.path
+        return pre, model, curve, result.checkpoint.path
+
+    def evaluation_resources(self) -> dict[str, Any]:
+        """What a trial's evaluation reserves (`_evaluate`): the CPUs (and GPU) its Train workers had, which
+        they have released by then, and the scaling's custom resources, so that it runs where the trial may."""
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        s = self.study.scaling
+        # outside the trial's placement group (Tune's, which holds the trial process's memory only), as the
+        # Train workers are
+        return {"num_cpus": s.num_workers * s.cpus_per_worker, "num_gpus": 1 if s.use_gpu else 0,
+                "resources": dict(s.custom_resources),
+                "scheduling_strategy": PlacementGroupSchedulingStrategy(placement_group=None)}
 
     def advance(self, epochs: int, evaluation_s: float) -> dict[str, float]:
         """Record an evaluation after `epochs` that took `evaluation_s`; its timing metrics."""
@@ -279,7 +299,7 @@ class _Trial:
         epochs = self.progress["epochs"]
         with tempfile.TemporaryDirectory() as tmp:
             files = plot_curves({self.method: ev.curves}, tmp)
-            files.append(Path(tmp) / "curves.npz")
+            files.append(Path(tmp) / CURVES_FILE)
             save_curves(ev.curves, files[-1])
             files.append(Path(tmp) / "trial.yaml")
             files[-1].write_text(dumps({**self.params, "checkpoint": checkpoint}))
@@ -303,24 +323,48 @@ class _Parent:
     tags: dict[str, str]
 
 
+def _evaluate(pre: Preprocessor, model: torch.nn.Module | None, data: Dataset, score: ScoreConfig,
+              ae_seeds: tuple[int, ...], eps_s: float) -> tuple[Evaluation, dict[str, float]]:
+    """A trial's evaluation as a Ray task that holds the CPUs it computes on (`evaluation_resources`), with
+    as many torch threads: (the evaluation, its cost metrics)."""
+    import ray
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
+    device = choose_device("auto")  # the task's own: a GPU only where it reserved one
+    embed = ae_inputs(pre, None if model is None else model.to(device), device, one_hot=score.raw_one_hot)
+    t0 = time.perf_counter()
+    ev = evaluate_splits(embed, data, score, ae_seeds, eps_s)
+    return ev, {"trial/evaluation_s_this": time.perf_counter() - t0, "trial/evaluation_cpus": cpus,
+                "trial/evaluation_threads": torch.get_num_threads()}
+
+
 def _trial(sample: dict[str, Any], study: StudyConfig, parent: _Parent) -> None:
-    """A Tune trial: pretrain (or not, for the baseline), evaluate, log and report, at every evaluation."""
+    """A Tune trial: pretrain (or not, for the baseline), evaluate, log and report, at every evaluation.
+    NPLM runs at the final evaluation only, unless the study's objective is an NPLM figure."""
+    import ray
+
     trial = _Trial.begin(sample, study)
     data = load_dataset(trial.cfgs.data)
+    shared = ray.put(data)  # one copy for every evaluation's task
+    evaluate = ray.remote(_evaluate).options(**trial.evaluation_resources())
     ae_seeds = tuple(1000 * trial.cfgs.train.seed + s for s in study.ae_seeds)  # distinct per CLR seed
+    every_nplm = parse_nplm_key(study.metric) is not None  # else NPLM's toys once, at the end
     for epochs in trial.evaluations_left():
-        embed, curves, checkpoint = trial.embedding(data, epochs)
-        t0 = time.perf_counter()
-        ev = evaluate_splits(embed, data, trial.cfgs.score, ae_seeds, study.eps_s)
-        metrics = trial.advance(epochs, time.perf_counter() - t0)
-        trial.log_and_report(ev, {**ev.flat_metrics(), **metrics}, curves, checkpoint, parent)
+        pre, model, curves, checkpoint = trial.embedding(data, epochs)
+        score = trial.cfgs.score if every_nplm or epochs == trial.budget else dataclasses.replace(trial.cfgs.score, nplm=None)
+        ev, cost = ray.get(evaluate.remote(pre, model, shared, score, ae_seeds, study.eps_s))
+        metrics = trial.advance(epochs, cost.pop("trial/evaluation_s_this"))
+        trial.log_and_report(ev, {**ev.flat_metrics(), **metrics, **cost}, curves, checkpoint, parent)
     trial.monitor.count(TRIALS_COMPLETED)
 
 
 # A trial's own process (Tune's function trainable: it starts Ray Train, then scores) reserves memory but
 # no CPU, so that the Train workers' CPUs add up to the cluster's: with any CPU here, two 1-CPU trials on
-# a 2-CPU machine would need 2.02 CPUs and train one at a time. It also takes the scaling's custom
-# resources, so that the trial runs on the nodes its Train workers need.
+# a 2-CPU machine would need 2.02 CPUs and train one at a time. It computes nothing itself: training runs
+# in the Train workers and the evaluation in a task that reserves the CPUs the workers released
+# (`_evaluate`). It also takes the scaling's custom resources, so that the trial runs on the nodes its
+# Train workers need.
 TRIAL_DRIVER_RESOURCES = {"cpu": 0, "memory": 512 * 2**20}
 
 
@@ -332,8 +376,108 @@ def concurrent_trials(scaling: ScalingSpec, cluster: dict[str, float]) -> int:
     return max(1, int(fits))
 
 
+def one_line(err: BaseException | str) -> str:
+    """The line of a (Ray-wrapped) exception that names it: "ValueError: ...", not the traceback."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b", line)]
+    return re.sub(r"^(?:\w+\.)+(?=\w+:)", "", (named or lines)[-1])  # "pkg.mod.ValueError: m" -> "ValueError: m"
+
+
+def _end_trial(study: StudyConfig, parent: _Parent, trial_id: str, config: dict, last: dict | None,
+               error: BaseException | str | None) -> None:
+    """End a trial's MLflow run with its true status: FAILED with the error's first line, else FINISHED,
+    tagged as stopped early (and at which epoch) when it ended before its budget."""
+    sample = sample_of(config)
+    cfgs = resolve(study, sample)
+    reached = (last or {}).get("epoch")
+    stopped = reached if error is None and reached is not None and reached < cfgs.train.epochs else None
+    end_trial_run(study.tracking_uri, parent.exp_id, parent.run_id, trial_id,
+                  error=None if error is None else one_line(error), stopped_at=stopped,
+                  trial_name=_run_name(cfgs.method, sample, trial_id))
+
+
+class _RunStatus(Callback):
+    """Tune's callback on the driver: ends each trial's MLflow run as Tune ends the trial (finished its
+    budget, stopped by the scheduler, or failed for good), so that the UI tells the truth while the study
+    runs. A tracking store out of reach leaves the run as it is (the end of the study tries again)."""
+
+    def __init__(self, study: StudyConfig, parent: _Parent):
+        self.study, self.parent = study, parent
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._end(trial, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        # Tune has just written the error to the trial's local error file (its copy in storage comes later)
+        error = Path(trial.error_file).read_text() if trial.error_file and Path(trial.error_file).exists() else None
+        self._end(trial, error or "the trial failed (Tune kept no error)")
+
+    def _end(self, trial, error) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            _end_trial(self.study, self.parent, trial.trial_id, trial.config, trial.last_result, error)
+        except (MlflowException, OSError) as err:
+            log.warning("trial %s: its MLflow run's status was not set now (%s)", trial.trial_id, one_line(err))
+
+
+def _close_runs(study: StudyConfig, parent: _Parent, results) -> str:
+    """After `fit`: every trial run that is still RUNNING (e.g. its end came while the driver was down)
+    gets its status, and the parent run the study's: FINISHED, FAILED (a trial failed) or KILLED (trials
+    left unfinished). Returns the parent's status."""
+    running = {run.data.tags.get(TRIAL_TAG) for run in client(study.tracking_uri).search_runs(
+        [parent.exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.run_id}' and attributes.status = 'RUNNING'")}
+    for r in results:
+        if (trial_id := (r.metrics or {}).get("trial_id")) in running:  # None: never reported, the callback ended it
+            _end_trial(study, parent, trial_id, r.config, r.metrics, r.error)
+    unfinished = len(results) - results.num_terminated - results.num_errors
+    status = "FAILED" if results.num_errors else "KILLED" if unfinished else "FINISHED"
+    set_run_status(study.tracking_uri, parent.run_id, status)
+    return status
+
+
+def study_diff(recorded: StudyConfig, study: StudyConfig) -> list[str]:
+    """The fields in which `study` differs from `recorded`: "train.epochs: 2 -> 3", one per field."""
+    old, new = flatten(recorded), flatten(study)
+    return [f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}" for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k)]
+
+
+def _check_restore(study: StudyConfig, storage: Storage, recorded_text: str | None, record: str) -> None:
+    """A restored study must be the one that was started: refuse another config with what changed."""
+    if recorded_text is None:
+        return  # started by a version that recorded no config: its parent run's study.yaml says what it was
+    recorded = from_plain(StudyConfig, yaml.safe_load(recorded_text), record)
+    if changed := study_diff(recorded, study):
+        raise StudyChangedError(
+            f"study {study.name!r} in {storage.uri} was started with another config ({'; '.join(changed[:6])}"
+            f"{f'; {len(changed) - 6} more' if len(changed) > 6 else ''}): to resume it, run it as it was "
+            f"(--config {storage.uri_of(record)}); to run this config, give it another name (--set name=...) "
+            "or another --storage")
+
+
+def _find_parent(study: StudyConfig, exp_id: str, storage: Storage) -> str:
+    """The parent run of a restored study whose record in storage is lost: the one run in MLflow tagged
+    with the study's name and storage, or a refusal (never a second parent that would duplicate every trial)."""
+    found = client(study.tracking_uri).search_runs(
+        [exp_id], filter_string=f"tags.`{STUDY_TAG}` = '{study.name}' and tags.`{STORAGE_TAG}` = '{storage.uri_of(study.name)}'")
+    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    if len(parents) != 1:
+        raise StudyChangedError(
+            f"study {study.name!r}: its Tune state is in {storage.uri} but the record of its MLflow parent run is "
+            f"lost and {len(parents)} parent runs in {study.tracking_uri} match its name and storage; resume it "
+            "with the storage and tracking store it was started with, or start it anew under another name or --storage")
+    return parents[0].info.run_id
+
+
+# The study's records in its storage, beside Tune's state: the MLflow parent run's id and the study's config
+PARENT_RECORD, CONFIG_RECORD = "{}.mlflow_parent", "{}.study.yaml"
+
+
 def run_study(study: StudyConfig, address: str | None = None):
-    """Run (or resume) the study; returns the Tune ResultGrid."""
+    """Run (or resume) the study; returns the Tune ResultGrid. A restore must run the study that was
+    started (`StudyChangedError` with what changed, before any work); the parent run ends with the
+    study's outcome and each trial run with its own."""
     import ray
     from ray import tune
 
@@ -343,6 +487,11 @@ def run_study(study: StudyConfig, address: str | None = None):
                                 data=dataclasses.replace(study.data, data_dir=str(Path(study.data.data_dir).resolve())))
     check_tracking(study.tracking_uri)
     storage.check_writable()
+    fs, experiment_path = storage.filesystem, storage.path(study.name)
+    restoring = tune.Tuner.can_restore(experiment_path, storage_filesystem=fs)
+    parent_record, config_record = PARENT_RECORD.format(study.name), CONFIG_RECORD.format(study.name)
+    if restoring:
+        _check_restore(study, storage, storage.read_text(config_record), config_record)
     trials = [resolve(study, sample) for sample in study.corner_samples()]
     for cfgs in trials:  # data files exist, have the layout, enough events and the labels supcon needs
         check_data(cfgs.data, labels=labels_needed(cfgs.method))
@@ -350,16 +499,17 @@ def run_study(study: StudyConfig, address: str | None = None):
     connect(address)
     check_cluster(storage, study.tracking_uri, sorted({f for data in datas for f in data_files(data)}))
     exp_id = experiment_id(study.tracking_uri, study.name, storage.uri_of("mlartifacts"))
-    parent_record = f"{study.name}.mlflow_parent"
-    fs, experiment_path = storage.filesystem, storage.path(study.name)
-    restoring = tune.Tuner.can_restore(experiment_path, storage_filesystem=fs)
     tags = code_tags()
-    if restoring and (recorded := storage.read_text(parent_record)):
-        parent_run_id = recorded.strip()
+    if restoring:
+        parent_run_id = (storage.read_text(parent_record) or "").strip() or _find_parent(study, exp_id, storage)
+        storage.write_text(parent_run_id, parent_record)
+        set_run_status(study.tracking_uri, parent_run_id, "RUNNING")  # reopened until this execution ends
     else:
         with tempfile.TemporaryDirectory() as tmp:
             config = dump(study, Path(tmp) / STUDY_CONFIG_FILE)  # the study as `--config` takes it back
-            parent_run_id = start_parent_run(study.tracking_uri, exp_id, study.name, study, tags, [config])
+            parent_run_id = start_parent_run(study.tracking_uri, exp_id, study.name, study,
+                                             {**tags, STORAGE_TAG: storage.uri_of(study.name)}, [config])
+        storage.write_text(dumps(study), config_record)
         storage.write_text(parent_run_id, parent_record)
     concurrent = concurrent_trials(study.scaling, ray.cluster_resources())
     parent = _Parent(exp_id, parent_run_id, tags)
@@ -385,6 +535,13 @@ def run_study(study: StudyConfig, address: str | None = None):
             tune_config=tune.TuneConfig(num_samples=study.num_samples, max_concurrent_trials=concurrent,
                                         search_alg=search_alg, scheduler=scheduler, metric=study.metric, mode="max"),
             run_config=tune.RunConfig(name=study.name, storage_path=storage.path(), storage_filesystem=fs,
-                                      failure_config=tune.FailureConfig(max_failures=study.max_failures)),
+                                      failure_config=tune.FailureConfig(max_failures=study.max_failures),
+                                      callbacks=[_RunStatus(study, parent)]),
         )
-    return tuner.fit()
+    try:
+        results = tuner.fit()
+    except BaseException:  # interrupted or crashed: the parent says so, then the error goes on as it was
+        set_run_status(study.tracking_uri, parent_run_id, "KILLED")
+        raise
+    _close_runs(study, parent, results)
+    return results

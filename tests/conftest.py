@@ -1,5 +1,6 @@
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -90,15 +91,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def log_synthetic_study(uri: str, name: str, trials: list[dict], tmp: Path) -> str:
+def log_synthetic_study(uri: str, name: str, trials: list[dict], tmp: Path, study: dict | None = None) -> str:
     """A study's MLflow records without training: each trial dict gives `params` (flat, as the study logs
     them), `auc` (per-signal AUCs), and optionally `epoch` / `budget` / `probe` (the probe's accuracy) / `metrics`
-    (any others). Returns the experiment id."""
+    (any others); `study`, the parent run's study.yaml (plain data), if any. Returns the experiment id.
+    Each call is one execution of the study (a parent run of its own)."""
+    import yaml
+
     from anomclr_ray.method.metrics import roc, save_curves
-    from anomclr_ray.report.tracking import experiment_id, log_trial, start_parent_run
+    from anomclr_ray.report.tracking import STUDY_CONFIG_FILE, experiment_id, log_trial, start_parent_run
 
     exp = experiment_id(uri, name, (tmp / "mlartifacts").as_uri())
-    parent = start_parent_run(uri, exp, name, {"name": name})
+    record = []
+    if study is not None:
+        record = [tmp / f"study_{name}_{time.time_ns()}" / STUDY_CONFIG_FILE]
+        record[0].parent.mkdir(parents=True)
+        record[0].write_text(yaml.safe_dump(study))
+    parent = start_parent_run(uri, exp, name, {"name": name}, artifacts=record)
     rng = np.random.default_rng(0)
     for i, t in enumerate(trials):
         metrics = {"epoch": t.get("epoch", 2)}

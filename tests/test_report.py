@@ -1,6 +1,7 @@
 """Reports read from a real MLflow store (SQLite here; a tracking server in test_tracking_server.py)."""
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -152,3 +153,46 @@ def test_a_line_plot_over_decades_gets_a_log_axis_by_itself(tmp_path):
     auto, log, linear = (plot_lines(lines, {"ato4l": "A"}, tmp_path / f"{name}.png", "f", "P", log_x=mode).read_bytes()
                          for name, mode in (("auto", None), ("log", True), ("linear", False)))
     assert auto == log != linear
+
+
+def test_a_report_reads_one_execution_of_a_study_unless_told_otherwise(tmp_path):
+    """The same study name run twice on fresh storage: two parent runs. The report reads the latest by
+    default, the one named, or all of them; and one report merges the study's runs in two stores."""
+    from anomclr_ray.report.build import ALL, read_study
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    first = [{"params": {"method": "clr", "train": {"seed": s}}, "auc": shifted(-0.05)} for s in (0, 1)]
+    second = [{"params": {"method": "clr", "train": {"seed": s}}, "auc": shifted(0.05)} for s in (0, 1, 2)]
+    log_synthetic_study(uri, "again", first, tmp_path)
+    time.sleep(0.01)
+    log_synthetic_study(uri, "again", second, tmp_path)
+    runs, trials = read_study(uri, "again")
+    assert len(runs) == 1 and len(trials) == 3  # the latest execution only, never the two pooled
+    assert "3 trials" in build_report(uri, "again", tmp_path / "rep").read_text()
+    assert len(read_trials(uri, "again", ALL)) == 5
+    older = read_study(uri, "again", ALL)[0][0].run_id
+    assert {t.metrics["auc/ato4l"] for t in read_trials(uri, "again", [older])} == {AUC["ato4l"] - 0.05}
+    with pytest.raises(ValueError, match="no execution"):
+        read_trials(uri, "again", ["0123"])
+    other = f"sqlite:///{tmp_path}/other.db"  # the study's other part, on another cluster's store
+    log_synthetic_study(other, "again", first, tmp_path / "other")
+    md = build_report([uri, other], "again", tmp_path / "merged").read_text()
+    assert "5 trials" in md and "Executions read:" in md
+    pooled = [AUC["ato4l"] + 0.05] * 3 + [AUC["ato4l"] - 0.05] * 2  # A->4l of the five trials
+    assert f"| {np.mean(pooled):.3f} ± {np.std(pooled):.3f} |" in md
+
+
+def test_the_report_lays_a_study_out_as_its_recorded_config_says(tmp_path):
+    """A 3-axis ablation grid varies as many params as a search; its study.yaml says it is a grid."""
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    trials = [{"params": {"method": "anomclr", "train": {"mix": mix, "temperature": t}, "score": {"bottleneck": b}},
+               "auc": shifted(0.01 * b - t)} for mix in ("ao", "cs") for t in (0.1, 0.2) for b in (2, 4)]
+    space = {"train.mix": {"grid": ["ao", "cs"]}, "train.temperature": {"grid": [0.1, 0.2]},
+             "score.bottleneck": {"grid": [2, 4]}}
+    log_synthetic_study(uri, "grid3", trials, tmp_path, study={"name": "grid3", "search": "grid", "search_space": space})
+    md = build_report(uri, "grid3", tmp_path / "rep").read_text()
+    assert "![search](search.png)" not in md and "## Against `score.bottleneck`" in md  # one line per mix x τ
+    log_synthetic_study(uri, "tpe2", trials[:4], tmp_path, study={
+        "name": "tpe2", "search": "tpe", "search_space": {"train.mix": {"choice": ["ao", "cs"]},
+                                                          "train.temperature": {"loguniform": [0.05, 0.5]}}})
+    assert "![search](search.png)" in build_report(uri, "tpe2", tmp_path / "rep2").read_text()

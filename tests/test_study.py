@@ -11,11 +11,14 @@ from anomclr_ray.events.dataset import DataConfig, with_validation
 from anomclr_ray.method.model import ModelConfig
 from anomclr_ray.train import TrainConfig
 from anomclr_ray.method.score import ScoreConfig
+from anomclr_ray.nplm import NPLMConfig
+from anomclr_ray.errors import StudyChangedError
 from anomclr_ray.study import StudyConfig
 from anomclr_ray.train.distributed import ScalingSpec
 from anomclr_ray import configs
 from anomclr_ray.infra.storage import Storage
-from anomclr_ray.report.tracking import GIT_COMMIT_TAG, TRIAL_TAG, absolute_uri, client, code_tags
+from anomclr_ray.report.tracking import (ERROR_TAG, GIT_COMMIT_TAG, STOPPED_AT_TAG, STOPPED_TAG, TRIAL_TAG, absolute_uri,
+                                        client, code_tags)
 
 SIGNALS = ("ato4l", "leptoquark", "h_tautau", "hc_taunu")
 
@@ -45,12 +48,15 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
     from anomclr_ray.report.build import build_report
     from anomclr_ray.study import run_study
 
-    study = replace(tiny_study(tmp_path), search_space={"method": {"grid": ["ae_raw", "anomclr_plus"]}},
-                    eval_every=1)
+    nplm = NPLMConfig(fractions=(0.1,), toys=1, null_toys=10, n_reference=120, n_background=40, centres=20)
+    base = tiny_study(tmp_path)
+    study = replace(base, search_space={"method": {"grid": ["ae_raw", "anomclr_plus"]}}, eval_every=1,
+                    score=replace(base.score, nplm=nplm))
     results = run_study(study)
     assert len(results) == 2 and not results.errors
     trials, parents = _nested_runs(study)
     assert len(parents) == 1 and len(trials) == 2
+    assert parents[0].info.status == "FINISHED"  # the study's outcome, not RUNNING forever
     assert {r.data.params["method"] for r in trials} == {"ae_raw", "anomclr_plus"}
     c = client(study.tracking_uri)
     for r in trials:
@@ -76,6 +82,10 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
             assert evaluations == [2] and losses == []
         else:  # evaluated after epoch 1 and 2 of one continued Ray Train run
             assert evaluations == [1, 2] and [m.step for m in losses] == [0, 1]
+        # NPLM's toys at the final evaluation only (the objective is not an NPLM figure)
+        assert [m.step for m in c.get_metric_history(r.info.run_id, "nplm_power/ato4l/0.1")] == [2]
+        # the evaluation ran on the CPU its Train worker had reserved, with as many threads
+        assert r.data.metrics["trial/evaluation_cpus"] == 1 and r.data.metrics["trial/evaluation_threads"] == 1
 
     # the parent run holds the whole study as `--config` takes it back: the paths made absolute, nothing else changed
     config = c.download_artifacts(parents[0].info.run_id, "study.yaml", str(tmp_path))
@@ -116,7 +126,12 @@ def test_asha_evaluates_at_every_rung_and_only_stopped_trials_fall_short(tmp_pat
         for name in ("auc/mean", "val_auc/mean"):
             steps = [m.step for m in c.get_metric_history(r.info.run_id, name)]
             assert steps == list(range(1, int(r.data.metrics["epoch"]) + 1))  # one evaluation per rung, in order
-        assert (r.info.status == "FINISHED") == (r.data.metrics["epoch"] == 3)
+        # every run ends FINISHED; those ASHA stopped say so, and at which epoch
+        assert r.info.status == "FINISHED"
+        stopped = r.data.metrics["epoch"] < 3
+        assert (r.data.tags.get(STOPPED_TAG) == "true") == stopped
+        assert r.data.tags.get(STOPPED_AT_TAG) == (str(int(r.data.metrics["epoch"])) if stopped else None)
+    assert _nested_runs(study)[1][0].info.status == "FINISHED"
     print("epochs reached:", sorted(r.data.metrics["epoch"] for r in trials))
 
 
@@ -247,9 +262,15 @@ def test_killed_study_resumes_without_losing_or_duplicating_trials(tmp_path):
     proc.wait()
     assert 1 <= done < 3, f"the kill came too late or too early: {done} trials logged"
     time.sleep(2)
+    # the same name and storage with another config is refused, naming what changed, before any work
+    with pytest.raises(StudyChangedError, match=r"train\.epochs: 3 -> 4.*--set name="):
+        run_study(replace(study, train=replace(study.train, epochs=4)))
+    # a lost parent-run record: the restore finds the parent in MLflow by the study's name and storage
+    (tmp_path / "runs" / f"{study.name}.mlflow_parent").unlink()
     results = run_study(study)  # restores the killed study
     trials, parents = _nested_runs(study)
     assert len(parents) == 1  # the restored execution keeps its parent run
+    assert parents[0].info.status == "FINISHED" and all(r.info.status == "FINISHED" for r in trials)
     assert sorted(r.data.params["train.mix"] for r in trials) == ["ao", "cs", "shift"]
     assert len({r.data.tags[TRIAL_TAG] for r in trials}) == 3
     assert len(results) == 3 and not results.errors
@@ -278,6 +299,10 @@ def test_a_study_with_failed_trials_exits_nonzero_naming_the_first_error(tmp_pat
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("2 trials failed; the first: EventValidationError: ") and "event 150" in err, err
+    trials, parents = _nested_runs(study)  # each failed trial has a FAILED run saying why; the study FAILED
+    assert parents[0].info.status == "FAILED" and len(trials) == 2
+    for r in trials:
+        assert r.info.status == "FAILED" and r.data.tags[ERROR_TAG].startswith("EventValidationError: ")
 
 
 def test_a_study_scripts_input_mistake_is_one_line_and_exit_2(tmp_path):

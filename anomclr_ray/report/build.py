@@ -1,6 +1,9 @@
 """Study reports read from MLflow (never from in-memory state): what a physicist looks at.
 
-`build_report(uri, experiment, out_dir)` reads every trial run of the experiment and writes
+`build_report(uri, experiment, out_dir)` reads the trial runs of one execution of the study (its
+latest parent run, or the executions named; with several tracking stores, one execution of each,
+merged: a study run in parts on several clusters) and lays the report out as the execution's recorded
+study config says (a search or a grid; a run without that record is judged by what its trials vary). It writes
 `report.md` (summary, best trial, per-method tables as in the paper's Table 2, the figures, all
 trials), `trials.csv` (one row per trial: params, latest metrics), and figures: `by_<param>.png` bars
 per value of a varied categorical parameter such as the augmentation mix (Fig. 2), `vs_<param>.png`
@@ -23,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from ..errors import ConfigError
 from ..events import layout as L
 from ..method.augment import mixes
 from ..method.metrics import EPS_S, load_curves, metric_label
@@ -32,7 +37,7 @@ from ..method.names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, NPLM_POWER, P
                     parse_nplm_key, parse_proxy_key, proxy_key)
 from ..nplm import POWER_RANGE
 from .figures import AXIS_LABELS, lighter, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
-from .tracking import TRIAL_TAG, client
+from .tracking import CURVES_FILE, STUDY_CONFIG_FILE, TRIAL_TAG, client
 
 SEEDS = ("train.seed",)  # replicas, not ablation axes
 
@@ -44,6 +49,7 @@ class Trial:
     status: str
     params: dict[str, str]
     metrics: dict[str, float]
+    source: str = ""  # the tracking URI it was read from (its artifacts are there)
 
     @property
     def method(self) -> str:
@@ -66,22 +72,78 @@ class Trial:
         return f"no ({self.status.lower()})"
 
 
-def read_trials(uri: str, experiment: str) -> list[Trial]:
-    """Every trial run (nested run with a Tune trial id) of the experiment, oldest first."""
-    c = client(uri)
+LATEST, ALL = "latest", "all"  # which executions (parent runs) of a study a report reads
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One execution of a study: its MLflow parent run, and the study config it recorded (plain data)."""
+
+    run_id: str
+    name: str
+    source: str
+    study: dict | None  # study.yaml; None for a run logged without it
+
+
+def _experiment(c, uri: str, experiment: str):
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         names = ", ".join(sorted(e.name for e in c.search_experiments())) or "none"
-        raise ValueError(f"MLflow experiment {experiment!r} not found in {uri} (experiments there: {names})")
+        raise ConfigError(f"MLflow experiment {experiment!r} not found in {uri} (experiments there: {names})")
+    return exp
+
+
+def _all_runs(c, exp_id: str) -> list:
     runs, token = [], None
     while True:
-        page = c.search_runs([exp.experiment_id], max_results=1000, page_token=token, order_by=["attributes.start_time ASC"])
+        page = c.search_runs([exp_id], max_results=1000, page_token=token, order_by=["attributes.start_time ASC"])
         runs += page
         token = page.token
         if not token:
-            break
-    return [Trial(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.params), dict(r.data.metrics))
-            for r in runs if TRIAL_TAG in r.data.tags]
+            return runs
+
+
+def _study_record(c, run_id: str) -> dict | None:
+    if STUDY_CONFIG_FILE not in {a.path for a in c.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return yaml.safe_load(Path(c.download_artifacts(run_id, STUDY_CONFIG_FILE, tmp)).read_text())
+
+
+def read_study(uri: str, experiment: str, executions: str | list[str] = LATEST) -> tuple[list[Execution], list[Trial]]:
+    """(the executions read, their trial runs oldest first): `LATEST` (the newest parent run that has
+    trials), `ALL`, or the parent run ids given. A trial run belongs to the parent run it is nested in."""
+    c = client(uri)
+    runs = _all_runs(c, _experiment(c, uri, experiment).experiment_id)
+    parents = {r.info.run_id: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    trials = [r for r in runs if TRIAL_TAG in r.data.tags]
+    if executions == LATEST:
+        with_trials = [p for p in parents.values() if any(t.data.tags["mlflow.parentRunId"] == p.info.run_id for t in trials)]
+        chosen = [max(with_trials or parents.values(), key=lambda r: r.info.start_time).info.run_id] if parents else []
+    elif executions == ALL:
+        chosen = list(parents)
+    else:
+        if unknown := [e for e in executions if e not in parents]:
+            raise ConfigError(f"MLflow experiment {experiment!r} in {uri}: no execution (parent run) {', '.join(unknown)}; "
+                              f"it has {', '.join(parents) or 'none'}")
+        chosen = list(executions)
+    read = [Execution(i, parents[i].info.run_name, uri, _study_record(c, i)) for i in chosen]
+    return read, [Trial(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.params), dict(r.data.metrics), uri)
+                  for r in trials if r.data.tags["mlflow.parentRunId"] in chosen]
+
+
+def read_trials(uri: str, experiment: str, executions: str | list[str] = LATEST) -> list[Trial]:
+    """The trial runs of the study's latest execution (or of the `executions` given, see `read_study`)."""
+    return read_study(uri, experiment, executions)[1]
+
+
+def is_search(executions: list[Execution], trials: list[Trial]) -> bool:
+    """Whether the study searched (TPE, or sampled domains) rather than ran a grid: as its recorded
+    config says, else (no record) when more than two params other than the method and seeds vary."""
+    if recorded := [e.study for e in executions if e.study]:
+        return any(r.get("search") == "tpe" or any("grid" not in spec for spec in (r.get("search_space") or {}).values())
+                   for r in recorded)
+    return len([a for a in varying(trials) if a not in SEEDS and a != METHOD_KEY]) > 2
 
 
 def varying(trials: list[Trial]) -> list[str]:
@@ -122,7 +184,7 @@ def _method_order(summaries: dict) -> dict:
     return dict(sorted(summaries.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
-def _best_curves(uri: str, trials: list[Trial], metric: str, tmp: Path) -> dict[str, dict]:
+def _best_curves(trials: list[Trial], metric: str, tmp: Path) -> dict[str, dict]:
     """ROC curves per signal of the best trial of each method (from its curves.npz artifact)."""
     best: dict[str, Trial] = {}
     for t in trials:
@@ -131,11 +193,10 @@ def _best_curves(uri: str, trials: list[Trial], metric: str, tmp: Path) -> dict[
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     curves = {}
     for method, t in _method_order(best).items():
-        try:
-            path = client(uri).download_artifacts(t.run_id, "curves.npz", str(tmp))
-        except Exception:  # noqa: BLE001 - a trial logged by an older version has no curves
-            continue
-        curves[method] = load_curves(path)
+        c = client(t.source)
+        if CURVES_FILE not in {a.path for a in c.list_artifacts(t.run_id)}:
+            continue  # a trial logged by an older version has no curves
+        curves[method] = load_curves(c.download_artifacts(t.run_id, CURVES_FILE, str(tmp)))
     return curves
 
 
@@ -168,7 +229,7 @@ def eps_s_of(trials: list[Trial]) -> float:
     """The signal efficiency the trials took SI and eps_B at (their `eps_s` param; older runs: the default)."""
     values = {float(t.params.get(EPS_S_KEY, EPS_S)) for t in trials}
     if len(values) > 1:
-        raise ValueError(f"the trials took SI at different signal efficiencies ({sorted(values)}): one study, one eps_s")
+        raise ConfigError(f"the trials took SI at different signal efficiencies ({sorted(values)}): one study, one eps_s")
     return values.pop() if values else EPS_S
 
 
@@ -383,17 +444,25 @@ def _by_number(trials: list[Trial], axis: str, keys: dict[str, str]) -> dict[flo
     return out
 
 
-def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = metric_key("auc", MEAN)) -> Path:
-    """Write the report of one study (MLflow experiment) to `out_dir`; returns the Markdown file."""
+def build_report(uri: str | list[str], experiment: str, out_dir: str | Path, metric: str = metric_key("auc", MEAN),
+                 executions: str | list[str] = LATEST) -> Path:
+    """Write the report of one study (MLflow experiment) to `out_dir`; returns the Markdown file. It reads
+    one execution (`executions`: `LATEST`, `ALL` or parent run ids, see `read_study`); with several
+    tracking URIs, that choice in each store, merged into one report."""
     check_objective(metric)  # a misspelled metric fails here, not as an empty "best"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trials = read_trials(uri, experiment)
+    uris = [uri] if isinstance(uri, str) else list(uri)
+    read = [read_study(u, experiment, executions) for u in uris]
+    runs, trials = [e for r, _ in read for e in r], [t for _, ts in read for t in ts]
     write_csv(trials, out / "trials.csv")
     done = [t for t in trials if t.complete]
     md = [f"# Study `{experiment}`", "",
-          f"From MLflow `{uri}`, {time.strftime('%Y-%m-%d %H:%M')}: {len(trials)} trials, {len(done)} evaluated "
-          f"after their whole budget, {len(trials) - len(done)} running or stopped early. All trials: `trials.csv`.", ""]
+          f"From MLflow {', '.join(f'`{u}`' for u in uris)}, {time.strftime('%Y-%m-%d %H:%M')}: {len(trials)} trials, "
+          f"{len(done)} evaluated after their whole budget, {len(trials) - len(done)} running or stopped early. "
+          "All trials: `trials.csv`.", "",
+          "Execution" + ("s" if len(runs) > 1 else "") + " read: "
+          + "; ".join(f"`{e.name}` (parent run `{e.run_id}`{'' if e.study else ', no study.yaml'})" for e in runs) + ".", ""]
     if not done:
         md.append("No trial has finished its budget yet.")
     else:
@@ -404,8 +473,8 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = m
                + "".join(f", `{a}` = {best.params[a]}" for a in axes if applies(best.method, a)), ""]
         eps_s = eps_s_of(done)
         md += _method_section(done, eps_s)
-        searched = [a for a in varying(trials) if a not in SEEDS and a != METHOD_KEY]
-        if len(searched) > 2:  # a search, not an ablation: the objective against each parameter
+        if is_search(runs, trials):  # the objective against each parameter
+            searched = [a for a in varying(trials) if a not in SEEDS and a != METHOD_KEY]
             md += _search_section(trials, searched, metric, out)
         else:
             encoder = [t for t in done if t.method != BASELINE]  # an ablation's axes vary among these
@@ -421,7 +490,7 @@ def build_report(uri: str, experiment: str, out_dir: str | Path, metric: str = m
         md += _nplm_section(done, axes, out)
         md += _ranking_section(trials, metric, out)
         with tempfile.TemporaryDirectory() as tmp:
-            if curves := _best_curves(uri, done, metric, Path(tmp)):
+            if curves := _best_curves(done, metric, Path(tmp)):
                 plot_curves(curves, out)
                 md += ["## ROC and SI of the best trial per method", "", "![ROC](roc.png)", "", "![SI](si.png)", ""]
         md += ["## All trials", "", _trials_table(trials, axes, metric), ""]
