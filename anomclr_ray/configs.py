@@ -87,8 +87,10 @@ def load(cls: type[C], path: str | Path) -> C:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not a YAML file: {err}") from None
+    except yaml.YAMLError as err:  # its own message spans lines: the problem and where, in one
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not a YAML file: {getattr(err, 'problem', None) or type(err).__name__}") from None
     try:
         return from_plain(cls, data or {})
     except (ValueError, TypeError) as err:
@@ -130,7 +132,7 @@ def _assign(cls: type, plain: dict, path: list[str], value: Any, key: str, text:
         try:
             value = yaml.safe_load(value)
         except yaml.YAMLError as err:
-            raise ConfigError(f"{key}: value {value!r} is not YAML: {err}") from None
+            raise ConfigError(f"{key}: value {value!r} is not YAML: {getattr(err, 'problem', None) or err}") from None
     plain[name] = to_plain(_coerce(tp, value, key))
 
 

@@ -78,7 +78,7 @@ class StudyConfig:
     ae_seeds: tuple[int, ...] = AE_SEEDS
     tracking_uri: str = DEFAULT_TRACKING_URI
     storage_path: str = DEFAULT_STORAGE
-    max_failures: int = 1
+    max_failures: int = 1  # Tune's: retries of a failed trial from its last evaluation (after `scaling.worker_restarts`)
     eval_every: int = 0  # evaluate (and report to Tune) every so many epochs; 0: only at the end
     scheduler: str = "fifo"  # "fifo" (every trial runs its budget) or "asha" (needs eval_every)
     asha_reduction: int = 2

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import DEFAULT_DATA, free_port
 from test_ray_cluster import RAY, _stop_group, start_ray
@@ -30,6 +31,7 @@ from anomclr_ray.train import TrainConfig
 from anomclr_ray.report.tracking import NODE_TAG, TRIAL_TAG, client
 
 BUCKET = "anomclr-test"
+CPU = torch.device("cpu")
 TRIAL_NODE = {"trial_node": 1}
 pytestmark = pytest.mark.slow
 
@@ -87,8 +89,13 @@ def cluster(tmp_path_factory):
             worker = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                       'mount -t tmpfs tmpfs "$0" && exec "$@"', str(node_local), *worker]
         procs.append(start_ray(worker, address, 2, tmp / "node.log", timeout=120))
+
+        def start_worker() -> subprocess.Popen:  # another second node, as a cloud replaces a lost one
+            procs.append(start_ray(worker, address, 2, tmp / f"node{len(procs)}.log", timeout=120))
+            return procs[-1]
+
         yield {"address": address, "tracking": f"http://127.0.0.1:{mlflow_port}", "storage": f"s3://{BUCKET}/runs",
-               "masked": masked, "node_local": node_local, "s3": s3}
+               "masked": masked, "node_local": node_local, "s3": s3, "worker": procs[-1], "start_worker": start_worker}
     finally:
         ray.shutdown()
         for proc in reversed(procs):
@@ -178,3 +185,64 @@ def test_study_across_two_nodes_with_s3_storage_restores_after_a_kill(cluster, t
     md = build_report(study.tracking_uri, study.name, tmp_path / "report").read_text()
     best = max(r.data.metrics["auc/mean"] for r in trials)
     assert f"auc/mean = {best:.3f}" in md
+
+
+def test_a_node_killed_mid_trial_is_replaced_and_the_trial_resumes_from_its_checkpoint(cluster, tmp_path):
+    """Last in this module: it kills the second node. One AnomCLR+ trial (default dropout 0.1) of 8 epochs,
+    a checkpoint every epoch, runs on the second node; once its first checkpoint is in the bucket, that
+    node's process group (its raylet, the trial's process and its Train worker) is SIGKILLed, not stopped
+    politely, and a fresh node joins 5 s later. Expected: the node and only it died; the study ends 0; one
+    MLflow run, FINISHED, with every epoch of train/loss once; and, because batches, views and dropout are
+    seeded by (seed, epoch), the loss history of an uninterrupted run (the plain loop, one process)."""
+    import ray
+
+    from anomclr_ray.events.dataset import load_dataset
+    from anomclr_ray.events.preprocess import Preprocessor
+    from anomclr_ray.train import pretrain
+
+    train = TrainConfig(epochs=8, batch_size=100, learning_rate=1e-3)
+    study = _study(cluster, tmp_path, name="node_loss", search_space={"train.seed": {"grid": [0]}}, train=train)
+    study = replace(study, data=replace(study.data, n_train=3000))
+    script = tmp_path / "study.py"
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom pathlib import Path\n"
+        "from dataclasses import replace\nfrom test_multinode import _study\nfrom anomclr_ray.train import TrainConfig\n"
+        "from anomclr_ray.study import run_study\n"
+        f"cluster = {{'tracking': {cluster['tracking']!r}, 'storage': {cluster['storage']!r}}}\n"
+        "s = _study(cluster, Path('.'), name='node_loss', search_space={'train.seed': {'grid': [0]}},\n"
+        "           train=TrainConfig(epochs=8, batch_size=100, learning_rate=1e-3))\n"
+        "s = replace(s, data=replace(s.data, n_train=3000))\n"
+        f"r = run_study(s, address={cluster['address']!r})\nsys.exit(1 if r.errors else 0)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "study.log", "w"))
+    try:
+        checkpoints = []
+        deadline = time.time() + 300
+        while not checkpoints and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.25)
+            page = cluster["s3"].list_objects_v2(Bucket=BUCKET, Prefix="runs/node_loss/train/")
+            checkpoints = [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith("checkpoint.pt")]
+        assert checkpoints and proc.poll() is None, "no checkpoint before the study ended:\n" + (
+            tmp_path / "study.log").read_text()[-3000:]
+        victim, alive = _trial_node_id(), {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        worker = cluster["worker"]
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        time.sleep(5)
+        cluster["start_worker"]()
+        assert proc.wait(timeout=600) == 0, (tmp_path / "study.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(worker.pid, 0)  # every process of the killed node is gone
+    nodes = {n["NodeID"]: n["Alive"] for n in ray.nodes()}
+    assert nodes[victim] is False and all(nodes[n] for n in alive - {victim})  # that node died, and only it
+    trials, parents = _nested_runs(study)
+    assert len(trials) == 1 and trials[0].info.status == "FINISHED" and parents[0].info.status == "FINISHED"
+    history = client(study.tracking_uri).get_metric_history(trials[0].info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == list(range(8))  # every epoch exactly once
+    events = load_dataset(study.data).train
+    _, uninterrupted = pretrain(events, Preprocessor.fit(events), study.model, study.train, CPU, log=None)
+    # one worker: the same float32 operations in another process; equal to float32 rounding
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(uninterrupted, rel=1e-5)

@@ -70,7 +70,7 @@ class EventFile:
     def read(self, start: int = 0, stop: int | None = None, *, check: bool = True) -> np.ndarray:
         """Events [start, stop) as float32 (n, 19, 4); checked against the layout rules."""
         stop = len(self) if stop is None else min(stop, len(self))
-        x = np.asarray(self.particles[start:stop], dtype=np.float32)
+        x = np.asarray(self._read(self.particles, start, stop, self.where), dtype=np.float32)
         if check:
             check_events(x, self.where, start)
         return x
@@ -79,7 +79,15 @@ class EventFile:
         """Per-event background process labels (W 0, QCD 1, Z 2, ttbar 3), or None if absent."""
         if L.LABELS_KEY not in self._h5:
             return None
-        return np.asarray(self._h5[L.LABELS_KEY][start:stop])
+        return np.asarray(self._read(self._h5[L.LABELS_KEY], start, stop, f"{self.path}:{L.LABELS_KEY}"))
+
+    @staticmethod
+    def _read(dataset: h5py.Dataset, start: int, stop: int | None, where: str) -> np.ndarray:
+        """A slice of a dataset; a corrupt chunk (a damaged file) is the user's data error, naming it."""
+        try:
+            return dataset[start:stop]
+        except OSError as err:
+            raise EventValidationError(f"{where}: events {start}..{stop}: unreadable, the file is damaged ({err})") from None
 
 
 def read_samples(data_dir: str | Path, max_events: int) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:

@@ -42,10 +42,15 @@ class ScalingSpec:
     # resources each Train worker (and a study's trial process) also needs, e.g. {"gpu_node": 1}: they
     # place trials on the nodes that offer them (`ray start --resources`, `resources:` in cluster YAMLs)
     custom_resources: dict[str, float] = field(default_factory=dict)
+    # Ray Train's own failure policy (its FailureConfig.max_failures, 0 in Ray): how often a run's workers
+    # are restarted from its latest checkpoint after a worker or its node is lost, inside the trial, before
+    # the trial itself fails (then the study's `max_failures`, Tune's, retries the whole trial)
+    worker_restarts: int = 2
 
     def __post_init__(self):
-        if self.num_workers < 1 or self.checkpoint_every < 1 or self.cpus_per_worker <= 0:
-            raise ConfigError(f"ScalingSpec: num_workers, checkpoint_every >= 1 and cpus_per_worker > 0 needed, got {self}")
+        if self.num_workers < 1 or self.checkpoint_every < 1 or self.cpus_per_worker <= 0 or self.worker_restarts < 0:
+            raise ConfigError(f"ScalingSpec: num_workers, checkpoint_every >= 1, cpus_per_worker > 0 and "
+                              f"worker_restarts >= 0 needed, got {self}")
 
 
 def _worker_loop(config: dict) -> None:
@@ -108,14 +113,15 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
     `storage_path` is a path or an object-store URI (see `storage.Storage`). `pre` defaults to a
     Preprocessor fitted on the training background here, on the driver.
     """
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     check_batch_size(cfg, data_cfg.n_train, scaling.num_workers)
     pre = pre or Preprocessor.fit(load_dataset(data_cfg).train)
     storage = Storage.at(storage_path)
     run = RunConfig(name=name, storage_path=storage.path(), storage_filesystem=storage.filesystem,
-                    checkpoint_config=CheckpointConfig(num_to_keep=2))
+                    checkpoint_config=CheckpointConfig(num_to_keep=2),
+                    failure_config=FailureConfig(max_failures=scaling.worker_restarts))
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"data": to_plain(data_cfg), "model": to_plain(model_cfg), "train": to_plain(cfg),
