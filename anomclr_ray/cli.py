@@ -224,6 +224,36 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export.registry import export_model
+    from .report.tracking import absolute_uri, check_tracking
+
+    uri = absolute_uri(args.tracking_uri)
+    check_tracking(uri)
+    model, version = export_model(uri, args.experiment, args.name, args.alias, args.trial, args.metric)
+    print(f"registered {model} (version {version}) in {uri}; its model card is the artifact model_card.md\n"
+          f"apply it: anomclr apply --model {model} --tracking-uri {uri} --data FILE_OR_DIR --out DIR")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .export.registry import apply_model, load_scorer
+    from .report.tracking import absolute_uri, check_tracking
+
+    uri = absolute_uri(args.tracking_uri)
+    check_tracking(uri)
+    if not args.data.exists():
+        raise ConfigError(f"--data {args.data}: no such file or folder")
+    with tempfile.TemporaryDirectory() as tmp:
+        scorer = load_scorer(args.model, uri, tmp)
+    reports = apply_model(scorer, args.data, args.out, args.strict)
+    print(f"scored {len(reports)} file(s) with {args.model}: per event OUT/<name>.scores.h5, per file "
+          f"OUT/<name>.report.md, in {args.out}")
+    return 0
+
+
 def _ui(args: argparse.Namespace) -> int:
     import subprocess
 
@@ -345,6 +375,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="report directory")
     r.add_argument("--metric", default=metric_key("auc", MEAN), help="what 'best' means (a metric key, e.g. val_auc/mean)")
     r.set_defaults(func=_report)
+
+    e = sub.add_parser("export", help="register a trial's scorer (encoder, AEs, validity domain, model card) as an MLflow model")
+    e.add_argument("--experiment", required=True, help="the study's name (its MLflow experiment)")
+    e.add_argument("--tracking-uri", default=default_tracking_uri())
+    e.add_argument("--name", required=True, help="the registered model's name")
+    e.add_argument("--alias", default="candidate", help="the alias models:/NAME@ALIAS finds it by")
+    e.add_argument("--trial", default=None, help="a trial run's id or name (default: the best by --metric)")
+    e.add_argument("--metric", default=metric_key("auc", MEAN),
+                   help="what 'best' means, e.g. the study's own objective val_auc/mean or proxy_auc/all")
+    e.set_defaults(func=_export)
+
+    a = sub.add_parser("apply", help="score every event of ADC2021-layout files with a registered model")
+    a.add_argument("--model", required=True, help="models:/NAME@ALIAS (or models:/NAME/VERSION)")
+    a.add_argument("--tracking-uri", default=default_tracking_uri(), help="where the model is registered")
+    a.add_argument("--data", type=Path, required=True, help="an HDF5 file in the ADC2021 layout, or a folder of them")
+    a.add_argument("--out", type=Path, required=True, help="where the scores and the per-file reports go")
+    a.add_argument("--strict", type=float, default=None, metavar="FRACTION",
+                   help="an error (exit 2) for a file with more than this fraction of its events outside the domain")
+    a.set_defaults(func=_apply)
 
     u = sub.add_parser("ui", help="the MLflow UI on the study store, bound to 127.0.0.1")
     u.add_argument("--tracking-uri", default=default_tracking_uri())

@@ -49,6 +49,8 @@ from .method.model import ModelConfig
 from .method.names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, applies, check_objective, labels_needed,
                            method as check_method, metric_key, objective_keys, parse_nplm_key)
 from .method.score import ScoreConfig
+from .export.domain import Domain, data_provenance
+from .export.scorer import QUANTILES, SCORER_DIR, Scorer
 from .report.figures import plot_curves
 from .report.tracking import (CURVES_FILE, DEFAULT_TRACKING_URI, STORAGE_TAG, STUDY_CONFIG_FILE, STUDY_TAG, TRIAL_TAG,
                               absolute_uri, check_tracking, client, code_tags, end_trial_run, experiment_id, flatten,
@@ -290,7 +292,7 @@ class _Trial:
                 "trial/evaluation_s": evaluation, "trial/evaluation_fraction": evaluation / wall}
 
     def log_and_report(self, ev: Evaluation, metrics: dict[str, float], curves: dict, checkpoint: str | None,
-                       parent: _Parent) -> None:
+                       parent: _Parent, scorer: Scorer | None = None) -> None:
         """The evaluation into MLflow (metrics, curves, figures, config) and to Tune, with the progress
         a restore resumes from."""
         import ray
@@ -303,10 +305,11 @@ class _Trial:
             save_curves(ev.curves, files[-1])
             files.append(Path(tmp) / "trial.yaml")
             files[-1].write_text(dumps({**self.params, "checkpoint": checkpoint}))
+            folders = {} if scorer is None else {SCORER_DIR: scorer.save(Path(tmp) / SCORER_DIR)}
             log_trial(self.study.tracking_uri, parent.exp_id, parent.run_id, self.id, self.name, self.params, metrics,
                       epochs, curves, files, finished=epochs == self.budget,
                       start_time=time.time() - self.progress["wall_s"], node=ray.get_runtime_context().get_node_id(),
-                      tags=parent.tags)
+                      tags=parent.tags, folders=folders)
             state = Path(tmp) / "progress"
             state.mkdir()
             (state / "progress.json").write_text(json.dumps(self.progress))
@@ -324,9 +327,11 @@ class _Parent:
 
 
 def _evaluate(pre: Preprocessor, model: torch.nn.Module | None, data: Dataset, score: ScoreConfig,
-              ae_seeds: tuple[int, ...], eps_s: float) -> tuple[Evaluation, dict[str, float]]:
+              ae_seeds: tuple[int, ...], eps_s: float, scorer_of: dict | None = None
+              ) -> tuple[Evaluation, dict[str, float], Scorer | None]:
     """A trial's evaluation as a Ray task that holds the CPUs it computes on (`evaluation_resources`), with
-    as many torch threads: (the evaluation, its cost metrics)."""
+    as many torch threads: (the evaluation, its cost metrics, and, given `scorer_of` (the method and what
+    the trial is), the `Scorer` that rebuilds its anomaly score)."""
     import ray
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
@@ -335,8 +340,15 @@ def _evaluate(pre: Preprocessor, model: torch.nn.Module | None, data: Dataset, s
     embed = ae_inputs(pre, None if model is None else model.to(device), device, one_hot=score.raw_one_hot)
     t0 = time.perf_counter()
     ev = evaluate_splits(embed, data, score, ae_seeds, eps_s)
+    scorer = None
+    if scorer_of is not None:
+        events = data.train if data.ae_train is None else np.concatenate([data.train, data.ae_train])
+        scorer = Scorer(scorer_of["method"], pre, None if model is None else model.cpu(), ev.autoencoders, score,
+                        Domain.of(events, data_provenance(scorer_of["data_dir"])), {}, scorer_of["info"])
+        held_out = scorer.scores(data.test_background, device)[0]
+        scorer.reference = {q: float(np.quantile(held_out, q)) for q in QUANTILES}
     return ev, {"trial/evaluation_s_this": time.perf_counter() - t0, "trial/evaluation_cpus": cpus,
-                "trial/evaluation_threads": torch.get_num_threads()}
+                "trial/evaluation_threads": torch.get_num_threads()}, scorer
 
 
 def _trial(sample: dict[str, Any], study: StudyConfig, parent: _Parent) -> None:
@@ -353,9 +365,13 @@ def _trial(sample: dict[str, Any], study: StudyConfig, parent: _Parent) -> None:
     for epochs in trial.evaluations_left():
         pre, model, curves, checkpoint = trial.embedding(data, epochs)
         score = trial.cfgs.score if every_nplm or epochs == trial.budget else dataclasses.replace(trial.cfgs.score, nplm=None)
-        ev, cost = ray.get(evaluate.remote(pre, model, shared, score, ae_seeds, study.eps_s))
+        final = epochs == trial.budget
+        scorer_of = {"method": trial.method, "data_dir": trial.cfgs.data.data_dir, "info": {
+            "study": study.name, "trial": trial.id, "name": trial.name, "ae_seeds": list(ae_seeds),
+            "train_seed": trial.cfgs.train.seed, "epochs": epochs}} if final else None
+        ev, cost, scorer = ray.get(evaluate.remote(pre, model, shared, score, ae_seeds, study.eps_s, scorer_of))
         metrics = trial.advance(epochs, cost.pop("trial/evaluation_s_this"))
-        trial.log_and_report(ev, {**ev.flat_metrics(), **metrics, **cost}, curves, checkpoint, parent)
+        trial.log_and_report(ev, {**ev.flat_metrics(), **metrics, **cost}, curves, checkpoint, parent, scorer)
     trial.monitor.count(TRIALS_COMPLETED)
 
 

@@ -22,11 +22,12 @@ LAYERS = (
     "method.score", "method.evaluate", "method",
     "train.config", "train.device", "train.loop", "train.checkpoint", "train.distributed", "train",
     "report.tracking", "report.figures", "report.build", "report.ui", "report",
+    "export.domain", "export.scorer", "export.card", "export.registry", "export",
     "study", "study_script", "cli",
 )
 
 
-PACKAGES = ("infra", "events", "events.generation", "method", "nplm", "train", "report")  # their modules are listed
+PACKAGES = ("infra", "events", "events.generation", "method", "nplm", "train", "report", "export")  # their modules are listed
 
 
 def _modules() -> dict[str, Path]:

@@ -7,7 +7,10 @@ from dataclasses import replace
 
 import pytest
 
+import torch
+
 from anomclr_ray.events.dataset import DataConfig, with_validation
+from anomclr_ray.events.io import EventFile, find_sample_file
 from anomclr_ray.method.model import ModelConfig
 from anomclr_ray.train import TrainConfig
 from anomclr_ray.method.score import ScoreConfig
@@ -107,6 +110,65 @@ def test_tiny_study_end_to_end_lands_in_mlflow_and_reports(tmp_path):
     md = build_report(study.tracking_uri, study.name, tmp_path / "by_proxy", metric="proxy_auc/all").read_text()
     assert "## Choosing without signal labels" in md and "| **proxy_auc/all** |" in md
     assert (tmp_path / "by_proxy" / "ranking.png").stat().st_size > 20_000
+
+    _export_apply_and_predict(study, trials, tmp_path)
+
+
+def _export_apply_and_predict(study, trials, tmp_path):
+    """What the study found, taken out of it: each trial's scorer artifacts rebuild its test AUC; the best
+    trial registered (`anomclr export`), applied to a file (`anomclr apply`), and served by `mlflow models
+    predict` in a fresh process with the scores of the scorer loaded here."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import h5py
+    import numpy as np
+
+    from anomclr_ray import cli
+    from anomclr_ray.events.dataset import load_dataset
+    from anomclr_ray.export import Scorer
+    from anomclr_ray.export.registry import COLUMNS, events_to_frame
+    from anomclr_ray.method.metrics import signal_metrics
+
+    c, data = client(study.tracking_uri), load_dataset(study.data)
+    for r in trials:
+        scorer = Scorer.load(c.download_artifacts(r.info.run_id, "scorer", str(tmp_path / r.info.run_id)))
+        device = torch.device("cpu")
+        bkg = torch.stack([ae.score(scorer.inputs(data.test_background, device)) for ae in scorer.autoencoders])
+        for sig, events in data.test_signals.items():
+            sig_scores = torch.stack([ae.score(scorer.inputs(events, device)) for ae in scorer.autoencoders])
+            auc = np.mean([signal_metrics(b.numpy(), s.numpy(), study.eps_s)["auc"] for b, s in zip(bkg, sig_scores)])
+            assert auc == pytest.approx(r.data.metrics[f"auc/{sig}"], abs=1e-6), (r.info.run_name, sig)
+    uri = study.tracking_uri
+    assert cli.main(["export", "--experiment", study.name, "--tracking-uri", uri, "--name", "tiny_scorer"]) == 0
+    best = max(trials, key=lambda r: r.data.metrics["auc/mean"])
+    model = "models:/tiny_scorer@candidate"
+    version = c.get_model_version_by_alias("tiny_scorer", "candidate")
+    assert version.run_id != best.info.run_id and c.get_run(version.run_id).data.tags["anomclr.exported_from"] == best.info.run_id
+    signal = data.test_signals["ato4l"]
+    signal_file = find_sample_file(study.data.data_dir, "ato4l")
+    assert cli.main(["apply", "--model", model, "--tracking-uri", uri, "--data", str(signal_file),
+                     "--out", str(tmp_path / "applied")]) == 0
+    with h5py.File(tmp_path / "applied" / f"{signal_file.stem}.scores.h5") as h:
+        applied = {k: h[k][:] for k in ("score", "spread", "in_domain", "boundary")}
+    with EventFile(signal_file) as f:
+        assert len(applied["score"]) == len(f) and applied["in_domain"].mean() >= 0.99
+    assert "outside the model's validity domain" in (tmp_path / "applied" / f"{signal_file.stem}.report.md").read_text()
+    local = Scorer.load(c.download_artifacts(best.info.run_id, "scorer", str(tmp_path / "best")))
+    np.testing.assert_allclose(applied["score"][:len(signal)], local.scores(signal)[0], rtol=1e-6)
+    # MLflow's own command, in a fresh process, on a JSON input of events
+    request = tmp_path / "events.json"
+    frame = events_to_frame(signal[:20])
+    request.write_text(json.dumps({"dataframe_split": {"columns": COLUMNS, "data": frame.values.tolist()}}))
+    out = subprocess.run([sys.executable, "-m", "mlflow", "models", "predict", "-m", model, "--env-manager", "local",
+                          "-i", str(request), "-o", str(tmp_path / "predicted.json"), "-t", "json"],
+                         env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    predicted = json.loads((tmp_path / "predicted.json").read_text())["predictions"]
+    np.testing.assert_allclose([p["score"] for p in predicted], applied["score"][:20], rtol=1e-5)
+    assert all(p["in_domain"] for p in predicted[:20]) or any(not d for d in applied["in_domain"][:20])
 
 
 @pytest.mark.slow

@@ -62,6 +62,7 @@ class Evaluation:
     proxy: Metrics = field(default_factory=dict)
     probe_accuracy: float | None = None  # `linear_probe` on the test background, when it has labels
     nplm: dict[str, float] = field(default_factory=dict)  # `NPLMResult.metrics()` with score.nplm, else empty
+    autoencoders: list = field(default_factory=list, repr=False)  # the fitted AEs, one per seed (a scorer's)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """{signal: {name: mean, name_std: std}} on the test set."""
@@ -150,7 +151,8 @@ def evaluate(train: torch.Tensor, test_background: torch.Tensor, test_signals: d
                     metrics[name][sig].setdefault(metric, []).append(value)
                 if k == 0 and name == "test":
                     curves[sig] = roc(bkg, s)
-    return Evaluation(metrics["test"], curves, metrics.get("val", {}), metrics.get("proxy", {}))
+    return Evaluation(metrics["test"], curves, metrics.get("val", {}), metrics.get("proxy", {}),
+                      autoencoders=[ae.cpu() for ae, _ in fits])
 
 
 def linear_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor, test_labels: np.ndarray,

@@ -37,7 +37,7 @@ from ..method.names import (BASELINE, EPS_S_KEY, MEAN, METHOD_KEY, NPLM_POWER, P
                     parse_nplm_key, parse_proxy_key, proxy_key)
 from ..nplm import POWER_RANGE
 from .figures import AXIS_LABELS, lighter, metrics_table, plot_bars, plot_curves, plot_lines, plot_ranking, plot_search, plot_versus
-from .tracking import CURVES_FILE, STUDY_CONFIG_FILE, TRIAL_TAG, client
+from .tracking import CURVES_FILE, STUDY_CONFIG_FILE, STUDY_TAG, TRIAL_TAG, client
 
 SEEDS = ("train.seed",)  # replicas, not ablation axes
 
@@ -112,10 +112,11 @@ def _study_record(c, run_id: str) -> dict | None:
 
 def read_study(uri: str, experiment: str, executions: str | list[str] = LATEST) -> tuple[list[Execution], list[Trial]]:
     """(the executions read, their trial runs oldest first): `LATEST` (the newest parent run that has
-    trials), `ALL`, or the parent run ids given. A trial run belongs to the parent run it is nested in."""
+    trials), `ALL`, or the parent run ids given. A trial run belongs to the parent run it is nested in;
+    a run that is neither (an export's) is not read."""
     c = client(uri)
     runs = _all_runs(c, _experiment(c, uri, experiment).experiment_id)
-    parents = {r.info.run_id: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    parents = {r.info.run_id: r for r in runs if "mlflow.parentRunId" not in r.data.tags and STUDY_TAG in r.data.tags}
     trials = [r for r in runs if TRIAL_TAG in r.data.tags]
     if executions == LATEST:
         with_trials = [p for p in parents.values() if any(t.data.tags["mlflow.parentRunId"] == p.info.run_id for t in trials)]

@@ -186,11 +186,12 @@ def set_study_view(uri: str, exp_id: str, parent_run_id: str) -> None:
 def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_name: str, params: dict[str, Any],
               metrics: dict[str, float], step: int, curves: dict[str, dict[int, float]], artifacts: list[Path],
               finished: bool, start_time: float | None = None, node: str | None = None,
-              tags: dict[str, str] | None = None) -> str:
+              tags: dict[str, str] | None = None, folders: dict[str, Path] | None = None) -> str:
     """A trial's nested run: params once, then `metrics` at `step` (one call per evaluation, e.g. per ASHA
     rung), per-step `curves` ({name: {step: value}}), artifact files (replaced by later calls).
     `start_time` (Unix seconds) is when the trial started, for the run's duration; `node`, the Ray node
-    the trial runs on, becomes a tag, as do `tags` (e.g. `code_tags`).
+    the trial runs on, becomes a tag, as do `tags` (e.g. `code_tags`); `folders` ({artifact path: local
+    folder}) are logged whole.
 
     The run is found by its trial id under this parent run, so a restored study never makes a second one;
     params it lacks are logged then (a kill between creating the run and its first batch leaves none).
@@ -216,6 +217,8 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
         c.log_batch(rid, metrics=ms[i:i + 900], params=new_params[i:i + 900])
     for path in artifacts:
         c.log_artifact(rid, str(path))
+    for name, folder in (folders or {}).items():  # e.g. the trial's scorer, as artifact folder `name`
+        c.log_artifacts(rid, str(folder), name)
     if finished:
         c.set_terminated(rid)
     return rid
