@@ -56,6 +56,18 @@ def _crafted(events: np.ndarray) -> dict[str, tuple[np.ndarray, str]]:
             "events without the trigger lepton": (no_trigger, "no trigger lepton (electron or muon above the training trigger pT)")}
 
 
+def test_a_few_training_events_give_the_declared_definitions_and_a_tighter_set_its_own(shipped):
+    domain, held_out, _ = shipped
+    few = Domain.of(held_out[:200])  # extremes short of the thresholds (few soft leptons): the definitions
+    assert few.pt_min == {t.name: t.pt_min for t in L.OBJECT_TYPES[1:]} and few.trigger_pt == L.TRIGGER_PT
+    assert few.seen["electron_pt_min"] > L.ELECTRON.pt_min  # recorded beside them
+    hard = held_out.copy()
+    jets = hard[:, L.JETS]
+    jets[jets[..., L.PT] < 40] = 0.0  # a set defined with 40 GeV jets (the padding stays at the end)
+    hard[:, L.JETS] = jets
+    assert Domain.of(hard).pt_min["jet"] >= 40
+
+
 def test_files_prepared_to_differ_are_flagged_with_the_boundary_they_cross(shipped):
     domain, held_out, _ = shipped
     for case, (events, boundary) in _crafted(held_out).items():

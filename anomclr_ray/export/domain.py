@@ -6,7 +6,12 @@ all have is outside it, and its score means nothing.
 
 The boundaries are read off the training events (per object type the lowest pT and the largest |eta|,
 the lowest leading-lepton pT: the trigger) and recorded with the layout, the units and the data's
-provenance; `check` names, per event, the first boundary it crosses.
+provenance; `check` names, per event, the first boundary it crosses. Every training event satisfies the
+layout's declared definitions (`layout.ObjectType`, `TRIGGER_PT`: the reader refuses events that do
+not), so those are the boundaries, unless the training events show a tighter definition beyond doubt:
+an extreme more than `AGREEMENT` inside the declared one among at least `TIGHTER_MIN_OBJECTS` objects
+(a set made with harder jets, say). A small sample's extremes alone (a few hundred events rarely hold a
+soft lepton) do not narrow the domain; they are recorded beside it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from ..events import layout as L
 
 BEAM_ENERGY = 6500.0  # GeV: at sqrt(s) = 13 TeV no object can carry more pT; a file in MeV crosses it
 MARGIN = 1e-3  # relative slack on the thresholds read off the training events (float32 rounding)
+AGREEMENT = 0.25  # an extreme within this fraction of the declared definition is that definition
+TIGHTER_MIN_OBJECTS = 1000  # objects of a type needed before their extremes may narrow the definition
 LEPTON_TYPES = (L.ELECTRON, L.MUON)
 
 # What `check` says of each event: 0 inside, else the first boundary crossed (in this order)
@@ -41,6 +48,7 @@ class Domain:
     eta_max: dict[str, float]
     trigger_pt: float
     events: int
+    seen: dict[str, float] = field(default_factory=dict)  # the training events' own extremes, for the record
     units: str = "GeV"
     layout: str = "CMS ADC2021: (19, 4) per event; slot 0 MET, 1-4 electrons, 5-8 muons, 9-18 jets; (pT, eta, phi, class)"
     provenance: dict = field(default_factory=dict)
@@ -49,12 +57,17 @@ class Domain:
     def of(cls, events: np.ndarray, provenance: dict | None = None) -> Domain:
         """The domain of training events (N, 19, 4) in GeV."""
         pt, eta, cls_ = events[..., L.PT], np.abs(events[..., L.ETA]), events[..., L.CLASS]
-        pt_min, eta_max = {}, {}
+        pt_min, eta_max, seen = {}, {}, {}
         for t in L.OBJECT_TYPES[1:]:
             filled = cls_[:, t.slots] != L.EMPTY_ID
-            pt_min[t.name] = float(pt[:, t.slots][filled].min()) if filled.any() else t.pt_min
-            eta_max[t.name] = float(eta[:, t.slots][filled].max()) if filled.any() else t.eta_max
-        return cls(pt_min, eta_max, float(_leading_lepton(events).min()), len(events), provenance=provenance or {})
+            n = int(filled.sum())
+            seen[f"{t.name}_pt_min"] = float(pt[:, t.slots][filled].min()) if n else t.pt_min
+            seen[f"{t.name}_abs_eta_max"] = float(eta[:, t.slots][filled].max()) if n else t.eta_max
+            pt_min[t.name] = _defined(seen[f"{t.name}_pt_min"], t.pt_min, n, above=True)
+            eta_max[t.name] = _defined(seen[f"{t.name}_abs_eta_max"], t.eta_max, n, above=False)
+        seen["leading_lepton_pt_min"] = float(_leading_lepton(events).min())
+        trigger = _defined(seen["leading_lepton_pt_min"], L.TRIGGER_PT, len(events), above=True)
+        return cls(pt_min, eta_max, trigger, len(events), seen, provenance=provenance or {})
 
     def check(self, events: np.ndarray) -> np.ndarray:
         """(N,) int8: 0 for an event inside the domain, else the index in `BOUNDARIES` of the first
@@ -77,7 +90,15 @@ class Domain:
                 for t in L.OBJECT_TYPES[1:]] + [
             f"trigger: an electron or muon with pT >= {self.trigger_pt:.2f} GeV in every event",
             f"no object above the beam energy ({BEAM_ENERGY:.0f} GeV); units {self.units}",
-            f"layout: {self.layout}", f"read off {self.events} training events"]
+            f"layout: {self.layout}", f"read off {self.events} training events; their own extremes: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in self.seen.items())]
+
+
+def _defined(seen: float, declared: float, n: int, above: bool) -> float:
+    """The declared definition, unless `n` >= `TIGHTER_MIN_OBJECTS` objects show a tighter one (a
+    threshold seen more than `AGREEMENT` above it, an acceptance that much below it): then what was seen."""
+    tighter = seen > declared * (1 + AGREEMENT) if above else seen < declared * (1 - AGREEMENT)
+    return seen if tighter and n >= TIGHTER_MIN_OBJECTS else declared
 
 
 def _leading_lepton(events: np.ndarray) -> np.ndarray:
