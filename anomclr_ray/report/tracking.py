@@ -73,7 +73,7 @@ def absolute_uri(uri: str) -> str:
     return uri
 
 
-BUSY_WAIT_S = 600.0  # how long a call waits out a tracking store that is busy (a locked SQLite file)
+BUSY_WAIT_S = 600.0  # how long a call waits out a tracking store that is busy or gone (`PatientClient`)
 
 
 def client(uri: str) -> "PatientClient":
@@ -84,12 +84,20 @@ def client(uri: str) -> "PatientClient":
 
 
 class PatientClient:
-    """An `MlflowClient` whose calls wait out a busy store. MLflow's SQL store gives a locked SQLite file
-    20 s (its busy timeout), then raises TEMPORARILY_UNAVAILABLE without retrying: with 128 trials
-    logging at once on one node, a fifth of them lost their runs or metrics (docs/reliability.md). Each
-    call is one transaction that either committed or did not, so repeating a failed one, with jittered
-    exponential backoff for up to `BUSY_WAIT_S`, loses and duplicates nothing. (A tracking server
-    answers 503 for the same and MLflow's HTTP client retries that itself.)"""
+    """An `MlflowClient` whose calls wait out a store that is busy or briefly gone, for up to `BUSY_WAIT_S`
+    with jittered exponential backoff:
+
+    - a locked SQLite file: MLflow's SQL store gives it 20 s (its busy timeout), then raises
+      TEMPORARILY_UNAVAILABLE without retrying; with 128 trials logging at once on one node a fifth of
+      them lost their runs or metrics (docs/reliability.md). The transaction did not commit, so
+      repeating the call loses and duplicates nothing;
+    - a tracking server that does not answer (restarted, its node lost): MLflow's HTTP client retries
+      for a few minutes, then raises; the call is repeated until the server is back, so a trial's
+      results wait in memory instead of failing the trial (and spending the retries that lost nodes
+      need). Creating a run is the exception (`create_run_once`): a server may have created it before
+      its answer was lost, so its creation is looked for before it is repeated.
+
+    Past `BUSY_WAIT_S` the error goes on, naming the store."""
 
     def __init__(self, inner):
         self._inner = inner
@@ -107,12 +115,44 @@ class PatientClient:
                 try:
                     return attr(*args, **kwargs)
                 except MlflowException as err:
-                    if err.error_code != "TEMPORARILY_UNAVAILABLE" or "locked" not in str(err) or time.monotonic() > deadline:
+                    if not _waitable(err, name) or time.monotonic() > deadline:
                         raise
                 time.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(2 * delay, 5.0)
+                delay = min(2 * delay, 10.0)
 
         return call
+
+
+def _waitable(err, call: str) -> bool:
+    """A locked SQLite store (any call), or a server that did not answer (any call but `create_run`)."""
+    if err.error_code == "TEMPORARILY_UNAVAILABLE" and "locked" in str(err):
+        return True
+    return call != "create_run" and _unreachable(err)
+
+
+def _unreachable(err: Exception) -> bool:
+    """MLflow's HTTP client gave up on a server: no connection, or no answer, after its own retries."""
+    text = str(err)
+    return any(s in text for s in ("Max retries exceeded", "Connection refused", "ConnectionError",
+                                   "RemoteDisconnected", "Connection aborted"))
+
+
+def create_run_once(c: PatientClient, find, exp_id: str, **kwargs):
+    """`c.create_run(exp_id, **kwargs)`, waiting out a server that does not answer, and never twice:
+    after a failed attempt `find()` (the run, or None) looks for what the server may have made."""
+    from mlflow.exceptions import MlflowException
+
+    deadline, delay = time.monotonic() + BUSY_WAIT_S, 0.5
+    while True:
+        try:
+            return c.create_run(exp_id, **kwargs)
+        except MlflowException as err:
+            if not _unreachable(err) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(2 * delay, 10.0)
+        if (made := find()) is not None:
+            return made
 
 
 def check_tracking(uri: str) -> None:
@@ -199,16 +239,19 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
     from mlflow.entities import Metric, Param
 
     c = client(uri)
-    found = _trial_runs(c, exp_id, parent_run_id, trial_id)
-    if found:
-        rid, logged = found[0].info.run_id, found[0].data.params
+
+    def find():
+        return next(iter(_trial_runs(c, exp_id, parent_run_id, trial_id)), None)
+
+    if (found := find()) is not None:
+        rid, logged = found.info.run_id, found.data.params
         if node:
             c.set_tag(rid, NODE_TAG, node)
     else:
         tags = {"mlflow.parentRunId": parent_run_id, TRIAL_TAG: trial_id, **(tags or {})} | ({NODE_TAG: node} if node else {})
-        run = c.create_run(exp_id, run_name=trial_name, tags=tags,
-                           start_time=int(1000 * start_time) if start_time else None)
-        rid, logged = run.info.run_id, {}
+        run = create_run_once(c, find, exp_id, run_name=trial_name, tags=tags,
+                              start_time=int(1000 * start_time) if start_time else None)
+        rid, logged = run.info.run_id, run.data.params
     new_params = [Param(k, v[:6000]) for k, v in flatten(params).items() if k not in logged]
     now = int(time.time() * 1000)
     ms = [Metric(k, float(v), now, step) for k, v in metrics.items()]
