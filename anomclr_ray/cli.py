@@ -209,13 +209,19 @@ def _nplm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    from .report.build import LATEST, ALL, build_report
+def _store(uri: str) -> str:
+    """The tracking URI made absolute, checked reachable before any work."""
     from .report.tracking import absolute_uri, check_tracking
 
-    uris = [absolute_uri(u) for u in args.tracking_uri]
-    for uri in uris:
-        check_tracking(uri)
+    uri = absolute_uri(uri)
+    check_tracking(uri)
+    return uri
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report.build import ALL, LATEST, build_report
+
+    uris = [_store(u) for u in args.tracking_uri]
     executions = args.execution[0] if args.execution in ([LATEST], [ALL]) else args.execution
     if len(uris) > 1 and executions not in (LATEST, ALL):
         raise ConfigError("--execution RUN_ID names a parent run of one store: with several --tracking-uri use latest or all")
@@ -226,10 +232,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .export.registry import export_model
-    from .report.tracking import absolute_uri, check_tracking
 
-    uri = absolute_uri(args.tracking_uri)
-    check_tracking(uri)
+    uri = _store(args.tracking_uri)
     model, version = export_model(uri, args.experiment, args.name, args.alias, args.trial, args.metric)
     print(f"registered {model} (version {version}) in {uri}; its model card is the artifact model_card.md\n"
           f"apply it: anomclr apply --model {model} --tracking-uri {uri} --data FILE_OR_DIR --out DIR")
@@ -240,10 +244,8 @@ def _apply(args: argparse.Namespace) -> int:
     import tempfile
 
     from .export.registry import apply_model, load_scorer
-    from .report.tracking import absolute_uri, check_tracking
 
-    uri = absolute_uri(args.tracking_uri)
-    check_tracking(uri)
+    uri = _store(args.tracking_uri)
     if not args.data.exists():
         raise ConfigError(f"--data {args.data}: no such file or folder")
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,11 +259,10 @@ def _apply(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     import subprocess
 
-    from .report.tracking import absolute_uri, check_tracking, client
+    from .report.tracking import client
     from .report.ui import LOOPBACK, render, ui_command, view_url, wait_until_up
 
-    uri = absolute_uri(args.tracking_uri)
-    check_tracking(uri)
+    uri = _store(args.tracking_uri)
     exp_id = None
     if args.experiment:
         exp = client(uri).get_experiment_by_name(args.experiment)
