@@ -38,7 +38,7 @@ import yaml
 from ray.tune import Callback
 
 from .configs import dump, dumps, from_plain
-from .errors import ConfigError, StudyChangedError
+from .errors import ClusterError, ConfigError, StudyChangedError
 from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
 from .events.preprocess import Preprocessor
 from .infra.monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
@@ -86,6 +86,9 @@ class StudyConfig:
     scheduler: str = "fifo"  # "fifo" (every trial runs its budget) or "asha" (needs eval_every)
     asha_reduction: int = 2
     baseline: bool = False  # grid studies: also the AE-Raw trials every bar is read against (`grid_points`)
+    # a study none of whose trials has run for this long while some wait (no node offers what a trial
+    # needs, e.g. after the last such node was lost) fails, saying so; 0: it waits (an autoscaler adds nodes)
+    stall_timeout_s: float = 1800.0
 
     def __post_init__(self):
         if self.search not in ("grid", "tpe"):
@@ -452,6 +455,28 @@ class _RunStatus(Callback):
             log.warning("trial %s: its MLflow run's status was not set now (%s)", trial.trial_id, one_line(err))
 
 
+class _Stalled(Callback):
+    """Fails the study in one line, instead of waiting for ever, when trials wait and none has run for
+    `timeout_s`: no node of the cluster offers what a trial needs (its CPUs, GPU, custom resources)."""
+
+    def __init__(self, timeout_s: float, needs: dict[str, float]):
+        self.timeout_s, self.needs, self.since = timeout_s, needs, None
+
+    def on_step_end(self, iteration, trials, **info):
+        import ray
+
+        waiting = sum(t.status == "PENDING" for t in trials)
+        if not self.timeout_s or not waiting or any(t.status == "RUNNING" for t in trials):
+            self.since = None
+            return
+        self.since = self.since or time.monotonic()
+        if time.monotonic() - self.since > self.timeout_s:
+            offered = {k: v for k, v in ray.cluster_resources().items() if not k.startswith(("node:", "memory", "object_store"))}
+            raise ClusterError(f"no trial has run for {self.timeout_s:.0f} s while {waiting} wait: no node of the Ray cluster "
+                               f"offers what a trial needs ({self.needs}; the cluster offers {offered}); add such a "
+                               "node and run the same command to resume the study (stall_timeout_s sets the wait)")
+
+
 def _close_runs(study: StudyConfig, parent: _Parent, results) -> str:
     """After `fit`: every trial run that is still RUNNING (e.g. its end came while the driver was down)
     gets its status, and the parent run the study's: FINISHED, FAILED (a trial failed) or KILLED (trials
@@ -546,6 +571,9 @@ def run_study(study: StudyConfig, address: str | None = None):
     parent = _Parent(exp_id, parent_run_id, tags)
     trainable = tune.with_resources(tune.with_parameters(_trial, study=study, parent=parent),
                                     {**TRIAL_DRIVER_RESOURCES, **study.scaling.custom_resources})
+    s = study.scaling
+    needs = {"CPU": s.num_workers * s.cpus_per_worker, **({"GPU": s.num_workers} if s.use_gpu else {}),
+             **{k: v * s.num_workers for k, v in s.custom_resources.items()}}
     if restoring:
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_errored=True, storage_filesystem=fs)
     else:
@@ -567,7 +595,7 @@ def run_study(study: StudyConfig, address: str | None = None):
                                         search_alg=search_alg, scheduler=scheduler, metric=study.metric, mode="max"),
             run_config=tune.RunConfig(name=study.name, storage_path=storage.path(), storage_filesystem=fs,
                                       failure_config=tune.FailureConfig(max_failures=study.max_failures),
-                                      callbacks=[_RunStatus(study, parent)]),
+                                      callbacks=[_RunStatus(study, parent), _Stalled(study.stall_timeout_s, needs)]),
         )
     try:
         results = tuner.fit()

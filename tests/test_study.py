@@ -419,3 +419,19 @@ def test_the_ae_bottleneck_is_checked_against_the_embedding_dimension(tmp_path):
         replace(tiny_study(tmp_path), search_space=space, score=ScoreConfig(bottleneck=5))
     study = replace(tiny_study(tmp_path), search_space=space, score=replace(tiny_study(tmp_path).score, bottleneck=2))
     assert len(study.grid_points()) == 4
+
+
+def test_a_study_whose_trials_can_run_nowhere_says_so_instead_of_waiting(tmp_path):
+    """Trials that need a resource no node offers (as after the last such node was lost) wait; past
+    `stall_timeout_s` the study fails with one ClusterError line, its parent run KILLED."""
+    from anomclr_ray.errors import ClusterError
+    from anomclr_ray.study import run_study
+
+    base = tiny_study(tmp_path)
+    study = replace(base, scaling=replace(base.scaling, custom_resources={"lost_node": 1}), stall_timeout_s=5)
+    t0 = time.time()
+    with pytest.raises(ClusterError, match=r"no trial has run for 5 s while 2 wait: no node of the Ray cluster offers "
+                                           r"what a trial needs \(\{'CPU': 1\.0, 'lost_node': 1\}"):
+        run_study(study)
+    assert time.time() - t0 < 120
+    assert _nested_runs(study)[1][0].info.status == "KILLED"
