@@ -20,7 +20,6 @@ nodes, `run_study` first refuses what only one node would see (`raycluster.check
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import json
 import logging
@@ -187,14 +186,13 @@ def evaluation_epochs(study: StudyConfig, epochs: int) -> list[int]:
     return sorted({*range(study.eval_every, epochs, study.eval_every), epochs})
 
 
-GRID_POINT = "grid_point"  # the param-space key of a grid study's trials: the index of its point (`StudyConfig.grid_points`)
-UNSET = "—"  # a grid key its point does not set (an AE-Raw trial's mix): shown in Tune's table, never applied
+GRID_POINT = "grid_point"  # the param-space key of a grid study's trials (`StudyConfig.grid_points`)
 
 
 def _param_space(study: StudyConfig) -> dict:
-    """Tune's param space: the grid as one `grid_search` over the indices of its points (so that the
-    baseline's trials need not be a product), each grid key drawn from its trial's point (so that Tune's
-    console table shows every varied value in a column of its own), the other domains sampled for each."""
+    """Tune's param space: the grid as one `grid_search` over its points (so that the baseline's trials
+    need not be a product), the other domains sampled for each. (Plain values only: Tune's restore
+    replaces functions such as `sample_from` by placeholders.)"""
     from ray import tune
 
     make = {"choice": tune.choice, "uniform": lambda v: tune.uniform(*v),
@@ -202,24 +200,12 @@ def _param_space(study: StudyConfig) -> dict:
     space = {key: make[kind](v) for key, spec in study.search_space.items() for kind, v in spec.items()
              if kind != "grid"}
     points = study.grid_points()
-    if points == [{}]:
-        return space
-    keys = dict.fromkeys(k for point in points for k in point)
-    return space | {GRID_POINT: tune.grid_search(list(range(len(points))))} | {
-        k: tune.sample_from(functools.partial(_point_value, points, k)) for k in keys}
-
-
-def _point_value(points: list[dict[str, Any]], key: str, config: dict) -> Any:
-    return points[config[GRID_POINT]].get(key, UNSET)
+    return space | ({GRID_POINT: tune.grid_search(points)} if points != [{}] else {})
 
 
 def sample_of(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's Tune config as the flat {key: value} of the search space: its grid point's values (the
-    keys its point does not set left out), its sampled ones. (A study started by an earlier version
-    holds the point itself under `GRID_POINT`.)"""
-    point = config.get(GRID_POINT)
-    return {**(point if isinstance(point, dict) else {}),
-            **{k: v for k, v in config.items() if k != GRID_POINT and not (isinstance(v, str) and v == UNSET)}}
+    """A trial's Tune config as the flat {key: value} of the search space (its grid point unpacked)."""
+    return {**config.get(GRID_POINT, {}), **{k: v for k, v in config.items() if k != GRID_POINT}}
 
 
 def _run_name(method: str, sample: dict[str, Any], trial_id: str) -> str:

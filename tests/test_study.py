@@ -398,21 +398,6 @@ def test_a_grid_with_baseline_adds_one_ae_raw_trial_per_value_of_what_changes_it
         replace(study, search="tpe", search_space={"train.mix": {"choice": ["ao"]}})
 
 
-def test_tunes_console_table_shows_every_varied_value_and_trials_get_their_points(tmp_path):
-    """Tune's table has a column per param-space domain: each grid key is one (before, the whole point was
-    one column, its values cut off at 20 characters); the trials' configs unpack to the grid's points."""
-    from ray.tune.experimental.output import _infer_params
-    from ray.tune.search.variant_generator import generate_variants
-
-    from anomclr_ray.study import _param_space, sample_of
-
-    study = replace(tiny_study(tmp_path), search_space={"train.mix": {"grid": ["ao", "cs"]}, "train.seed": {"grid": [0, 1]}},
-                    baseline=True)
-    assert {"train.mix", "train.seed", "method"} <= set(_infer_params(_param_space(study)))
-    samples = [sample_of(config) for _, config in generate_variants(_param_space(study))]
-    assert samples == study.grid_points()  # the AE-Raw points without a mix, as the grid has them
-
-
 def test_the_ae_bottleneck_is_checked_against_the_embedding_dimension(tmp_path):
     space = {"model.embedding_dim": {"grid": [4, 16]}, "model.kind": {"grid": ["mlp", "transformer"]}}
     with pytest.raises(ValueError, match=r"bottleneck \(5\) must be smaller than the input dimension \(4\)"):
