@@ -37,7 +37,7 @@ import yaml
 from ray.tune import Callback
 
 from .configs import dump, dumps, from_plain
-from .errors import ClusterError, ConfigError, StudyChangedError
+from .errors import ClusterError, ConfigError, PlaceError, StudyChangedError
 from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
 from .events.preprocess import Preprocessor
 from .infra.monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
@@ -368,8 +368,8 @@ def _trial(sample: dict[str, Any], study: StudyConfig, parent: _Parent) -> None:
     every_nplm = parse_nplm_key(study.metric) is not None  # else NPLM's toys once, at the end
     for epochs in trial.evaluations_left():
         pre, model, curves, checkpoint = trial.embedding(data, epochs)
-        score = trial.cfgs.score if every_nplm or epochs == trial.budget else dataclasses.replace(trial.cfgs.score, nplm=None)
         final = epochs == trial.budget
+        score = trial.cfgs.score if every_nplm or final else dataclasses.replace(trial.cfgs.score, nplm=None)
         scorer_of = {"method": trial.method, "data_dir": trial.cfgs.data.data_dir, "info": {
             "study": study.name, "trial": trial.id, "name": trial.name, "ae_seeds": list(ae_seeds),
             "train_seed": trial.cfgs.train.seed, "epochs": epochs}} if final else None
@@ -505,7 +505,7 @@ def _find_parent(study: StudyConfig, exp_id: str, storage: Storage) -> str:
         [exp_id], filter_string=f"tags.`{STUDY_TAG}` = '{study.name}' and tags.`{STORAGE_TAG}` = '{storage.uri_of(study.name)}'")
     parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
     if len(parents) != 1:
-        raise StudyChangedError(
+        raise PlaceError(
             f"study {study.name!r}: its Tune state is in {storage.uri} but the record of its MLflow parent run is "
             f"lost and {len(parents)} parent runs in {study.tracking_uri} match its name and storage; resume it "
             "with the storage and tracking store it was started with, or start it anew under another name or --storage")
