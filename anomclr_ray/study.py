@@ -208,6 +208,14 @@ def sample_of(config: dict[str, Any]) -> dict[str, Any]:
     return {**config.get(GRID_POINT, {}), **{k: v for k, v in config.items() if k != GRID_POINT}}
 
 
+def trial_label(trial) -> str:
+    """What Tune's console table calls a trial (its first column): the values the study varies, e.g.
+    "method=clr seed=1 00003" (the config column would cut a grid point off at 20 characters)."""
+    parts = [f"{k.partition('.')[2] or k}={v:.4g}" if isinstance(v, float) else f"{k.partition('.')[2] or k}={v}"
+             for k, v in sample_of(trial.config).items()]
+    return " ".join([*parts, trial.trial_id.rsplit("_", 1)[-1]])
+
+
 def _run_name(method: str, sample: dict[str, Any], trial_id: str) -> str:
     """"anomclr_plus mix=ao seed=1 00003": what the MLflow UI lists."""
     parts = [method]
@@ -578,7 +586,8 @@ def run_study(study: StudyConfig, address: str | None = None):
             trainable,
             param_space=_param_space(study),
             tune_config=tune.TuneConfig(num_samples=study.num_samples, max_concurrent_trials=concurrent,
-                                        search_alg=search_alg, scheduler=scheduler, metric=study.metric, mode="max"),
+                                        search_alg=search_alg, scheduler=scheduler, metric=study.metric, mode="max",
+                                        trial_name_creator=trial_label),
             run_config=tune.RunConfig(name=study.name, storage_path=storage.path(), storage_filesystem=fs,
                                       failure_config=tune.FailureConfig(max_failures=study.max_failures),
                                       callbacks=[_RunStatus(study, parent), _Stalled(study.stall_timeout_s, needs)]),

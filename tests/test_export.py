@@ -117,3 +117,35 @@ def test_a_scorer_of_another_format_is_refused_with_the_version_that_wrote_it(sh
     (directory / "scorer.json").write_text(json.dumps({**meta, "format": 99, "anomclr_version": "9.0"}))
     with pytest.raises(ConfigError, match=r"a scorer of format 99 \(written by anomclr-ray 9.0\)"):
         Scorer.load(directory)
+
+
+def test_apply_flags_a_file_prepared_to_differ_and_strict_refuses_it_after_writing(shipped, tmp_path):
+    from anomclr_ray.errors import DataError
+    from anomclr_ray.events.io import write_events
+    from anomclr_ray.export.registry import apply_model
+
+    import h5py
+
+    _, held_out, _ = shipped
+    scorer = _scorer(held_out[:1000], encoder=False)
+    mev = held_out[:500].copy()
+    mev[..., L.PT] *= 1000.0
+    (tmp_path / "data").mkdir()
+    write_events(tmp_path / "data" / "mev.h5", mev)
+    write_events(tmp_path / "data" / "gev.h5", held_out[:500])
+    with pytest.raises(DataError, match=r"mev.h5: 100.0% of its events are outside the model's domain \(--strict 0.01\)"):
+        apply_model(scorer, tmp_path / "data", tmp_path / "out", strict=0.01, progress=False)
+    with h5py.File(tmp_path / "out" / "gev.scores.h5") as h:  # every file's outputs were written first
+        assert h["in_domain"][:].mean() >= 0.99 and len(h["score"]) == 500
+    report = (tmp_path / "out" / "mev.report.md").read_text()
+    assert "| pT above the beam energy (units: GeV expected) | 500 | 100.00% |" in report
+
+
+def test_apply_with_a_missing_model_is_one_line_and_exit_2(tmp_path, capsys):
+    from anomclr_ray import cli
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    code = cli.main(["apply", "--model", "models:/nothing@candidate", "--tracking-uri", uri, "--data", str(DEFAULT_DATA),
+                     "--out", str(tmp_path / "out")])
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # (MLflow logs its new store's creation before it)
+    assert code == 2 and last.startswith("anomclr apply: error: model models:/nothing@candidate not found in sqlite:")

@@ -398,6 +398,18 @@ def test_a_grid_with_baseline_adds_one_ae_raw_trial_per_value_of_what_changes_it
         replace(study, search="tpe", search_space={"train.mix": {"choice": ["ao"]}})
 
 
+def test_tunes_console_table_names_each_trial_by_the_values_it_varies():
+    from types import SimpleNamespace
+
+    from anomclr_ray.study import GRID_POINT, trial_label
+
+    grid = SimpleNamespace(trial_id="bd399_00003", config={GRID_POINT: {"train.mix": "shift", "train.seed": 1},
+                                                            "train.temperature": 0.0723456})
+    assert trial_label(grid) == "mix=shift seed=1 temperature=0.07235 00003"
+    baseline = SimpleNamespace(trial_id="bd399_00004", config={GRID_POINT: {"train.seed": 0, "method": "ae_raw"}})
+    assert trial_label(baseline) == "seed=0 method=ae_raw 00004"
+
+
 def test_the_ae_bottleneck_is_checked_against_the_embedding_dimension(tmp_path):
     space = {"model.embedding_dim": {"grid": [4, 16]}, "model.kind": {"grid": ["mlp", "transformer"]}}
     with pytest.raises(ValueError, match=r"bottleneck \(5\) must be smaller than the input dimension \(4\)"):
