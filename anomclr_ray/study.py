@@ -24,6 +24,7 @@ import itertools
 import json
 import logging
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -520,6 +521,17 @@ def _find_parent(study: StudyConfig, exp_id: str, storage: Storage) -> str:
     return parents[0].info.run_id
 
 
+SQLITE_WRITERS = 32  # trials at once above which a study says that the SQLite store serialises their logging
+
+
+def store_limit(tracking_uri: str, concurrent: int) -> str | None:
+    """What a study says before it starts when its tracking store will slow its trials down, else None."""
+    if tracking_uri.startswith("sqlite:") and concurrent > SQLITE_WRITERS:
+        return (f"{concurrent} trials at once on the SQLite store {tracking_uri}: their writes queue on one file "
+                "lock (128 at once took 3-4 minutes per trial's logging, docs/reliability.md); a tracking server on "
+                "a database serves them better (--tracking-uri)")
+    return None
+
 # The study's records in its storage, beside Tune's state: the MLflow parent run's id and the study's config
 PARENT_RECORD, CONFIG_RECORD = "{}.mlflow_parent", "{}.study.yaml"
 
@@ -562,6 +574,8 @@ def run_study(study: StudyConfig, address: str | None = None):
         storage.write_text(dumps(study), config_record)
         storage.write_text(parent_run_id, parent_record)
     concurrent = concurrent_trials(study.scaling, ray.cluster_resources())
+    if warning := store_limit(study.tracking_uri, concurrent):
+        print(f"anomclr: {warning}", file=sys.stderr)
     parent = _Parent(exp_id, parent_run_id, tags)
     trainable = tune.with_resources(tune.with_parameters(_trial, study=study, parent=parent),
                                     {**TRIAL_DRIVER_RESOURCES, **study.scaling.custom_resources})

@@ -34,3 +34,11 @@ def test_a_trial_logs_through_a_store_locked_longer_than_mlflows_busy_timeout(tm
     assert len(runs) == 1 and runs[0].data.params == {"train.mix": "ao"}
     assert runs[0].data.metrics == {"auc/mean": 0.7, "si/mean": 2.0, "train/loss": 0.5}
     assert [m.value for m in client(uri).get_metric_history(runs[0].info.run_id, "train/loss")] == [1.0, 0.5]
+
+
+def test_a_study_says_before_it_starts_when_the_sqlite_store_will_queue_its_trials():
+    from anomclr_ray.study import SQLITE_WRITERS, store_limit
+
+    assert store_limit("sqlite:////x/mlruns.db", SQLITE_WRITERS) is None
+    assert "128 trials at once on the SQLite store" in store_limit("sqlite:////x/mlruns.db", 128)
+    assert store_limit("http://127.0.0.1:5000", 128) is None
