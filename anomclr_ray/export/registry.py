@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 import h5py
+import mlflow.pyfunc
 import numpy as np
 
 from ..errors import ConfigError, DataError
@@ -57,19 +58,14 @@ def score_frame(scorer: Scorer, events: np.ndarray, device=None):
                          "boundary": [BOUNDARIES[c] for c in codes]})
 
 
-try:
-    import mlflow.pyfunc
+class ScorerModel(mlflow.pyfunc.PythonModel):
+    """The MLflow pyfunc of an exported scorer: events (`COLUMNS`) in, score, spread and domain out."""
 
-    class ScorerModel(mlflow.pyfunc.PythonModel):
-        """The MLflow pyfunc of an exported scorer: events (`COLUMNS`) in, score, spread and domain out."""
+    def load_context(self, context):
+        self.scorer = Scorer.load(context.artifacts[SCORER_DIR], choose_device("auto"))
 
-        def load_context(self, context):
-            self.scorer = Scorer.load(context.artifacts[SCORER_DIR], choose_device("auto"))
-
-        def predict(self, context, model_input, params=None):
-            return score_frame(self.scorer, frame_to_events(model_input))
-except ImportError:  # mlflow is a dependency; this only keeps the module importable without it
-    ScorerModel = None
+    def predict(self, context, model_input, params=None):
+        return score_frame(self.scorer, frame_to_events(model_input))
 
 
 def choose_trial(uri: str, experiment: str, trial: str | None = None, metric: str | None = None):
