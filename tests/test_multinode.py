@@ -114,6 +114,18 @@ def _study(cluster, tmp_path, **kw):
                    scaling=replace(base.scaling, custom_resources=TRIAL_NODE), **kw)
 
 
+def _study_script(cluster, tmp_path: Path, body: str) -> Path:
+    """A driver script for a study on the cluster, run in its own process (so that a test can kill it):
+    the imports and the cluster's places, then `body` (which builds `s` with `_study` and runs it)."""
+    script = tmp_path / "study.py"
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom pathlib import Path\n"
+        "from dataclasses import replace\nfrom test_multinode import _study\nfrom anomclr_ray.train import TrainConfig\n"
+        "from anomclr_ray.study import run_study\n"
+        f"cluster = {{'tracking': {cluster['tracking']!r}, 'storage': {cluster['storage']!r}}}\n" + body)
+    return script
+
+
 def _trial_node_id() -> str:
     import ray
 
@@ -145,15 +157,10 @@ def test_study_across_two_nodes_with_s3_storage_restores_after_a_kill(cluster, t
 
     study = _study(cluster, tmp_path, name="two_nodes", search_space={"train.mix": {"grid": ["ao", "cs", "shift"]}},
                    train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3))
-    script = tmp_path / "study.py"
-    script.write_text(
-        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom pathlib import Path\n"
-        "from dataclasses import replace\nfrom test_multinode import _study\nfrom anomclr_ray.train import TrainConfig\n"
-        "from anomclr_ray.study import run_study\n"
-        f"cluster = {{'tracking': {cluster['tracking']!r}, 'storage': {cluster['storage']!r}}}\n"
+    script = _study_script(cluster, tmp_path, (
         f"s = _study(cluster, Path({str(tmp_path)!r}), name='two_nodes', search_space={{'train.mix': {{'grid': ['ao', 'cs', 'shift']}}}},\n"
         "           train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3))\n"
-        f"run_study(s, address={cluster['address']!r})\n")
+        f"run_study(s, address={cluster['address']!r})\n"))
     proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "study.log", "w"))
     deadline, done = time.time() + 300, 0
@@ -203,16 +210,11 @@ def test_a_node_killed_mid_trial_is_replaced_and_the_trial_resumes_from_its_chec
     train = TrainConfig(epochs=8, batch_size=100, learning_rate=1e-3)
     study = _study(cluster, tmp_path, name="node_loss", search_space={"train.seed": {"grid": [0]}}, train=train)
     study = replace(study, data=replace(study.data, n_train=3000))
-    script = tmp_path / "study.py"
-    script.write_text(
-        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom pathlib import Path\n"
-        "from dataclasses import replace\nfrom test_multinode import _study\nfrom anomclr_ray.train import TrainConfig\n"
-        "from anomclr_ray.study import run_study\n"
-        f"cluster = {{'tracking': {cluster['tracking']!r}, 'storage': {cluster['storage']!r}}}\n"
+    script = _study_script(cluster, tmp_path, (
         "s = _study(cluster, Path('.'), name='node_loss', search_space={'train.seed': {'grid': [0]}},\n"
         "           train=TrainConfig(epochs=8, batch_size=100, learning_rate=1e-3))\n"
         "s = replace(s, data=replace(s.data, n_train=3000))\n"
-        f"r = run_study(s, address={cluster['address']!r})\nsys.exit(1 if r.errors else 0)\n")
+        f"r = run_study(s, address={cluster['address']!r})\nsys.exit(1 if r.errors else 0)\n"))
     proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "study.log", "w"))
     try:
