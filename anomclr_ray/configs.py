@@ -83,18 +83,23 @@ def dumps(cfg: Any) -> str:
 
 def load(cls: type[C], path: str | Path) -> C:
     """The config `cls` written by `dump` (or by hand: missing fields take their defaults)."""
+    data = read_yaml(path)
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        return from_plain(cls, data or {})
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's data; an unreadable file or bad syntax is a one-line `ConfigError` naming it."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file: {err.strerror}") from None
     except yaml.YAMLError as err:  # its own message spans lines: the problem and where, in one
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not a YAML file: {getattr(err, 'problem', None) or type(err).__name__}") from None
-    try:
-        return from_plain(cls, data or {})
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"{path}: {err}") from None
 
 
 def field_types(cls: type) -> dict[str, Any]:

@@ -86,6 +86,9 @@ class StudyConfig:
     scheduler: str = "fifo"  # "fifo" (every trial runs its budget) or "asha" (needs eval_every)
     asha_reduction: int = 2
     baseline: bool = False  # grid studies: also the AE-Raw trials every bar is read against (`grid_points`)
+    # {method: {"<section>.<field>": value}}: what that method's trials run with on top of the sections
+    # above (e.g. the choices of its own search; the search space's values are not overridden)
+    method_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     # a study none of whose trials has run for this long while some wait (no node offers what a trial
     # needs, e.g. after the last such node was lost) fails, saying so; 0: it waits (an autoscaler adds nodes)
     stall_timeout_s: float = 1800.0
@@ -106,15 +109,21 @@ class StudyConfig:
             raise ConfigError(f"StudyConfig.baseline adds the {BASELINE} trials to a grid study: it needs search='grid' "
                              f"and no {BASELINE!r} in the search space")
         for key, spec in self.search_space.items():
-            section, _, name = key.partition(".")
-            if key != METHOD_KEY and (section not in SECTIONS
-                                      or name not in {f.name for f in dataclasses.fields(SECTIONS[section])}):
-                raise ConfigError(f"search space key {key!r}: expected {METHOD_KEY!r} or <section>.<field> with "
-                                 f"section in {', '.join(SECTIONS)} and a field of that config")
+            if key != METHOD_KEY:
+                _check_key(key, "search space key")
             if len(spec) != 1 or next(iter(spec)) not in DOMAINS:
                 raise ConfigError(f"search space {key!r}: expected one of {', '.join(DOMAINS)}, got {spec}")
             if self.search == "tpe" and "grid" in spec:
                 raise ConfigError(f"search space {key!r}: 'grid' needs search='grid'; use 'choice' with tpe")
+        for name, settings in self.method_settings.items():
+            check_method(name)
+            for key in settings:
+                _check_key(key, f"method_settings.{name}")
+                if not applies(name, key):
+                    raise ConfigError(f"method_settings.{name}.{key}: {name} has no encoder; this key changes nothing")
+                if key in self.search_space or key == "train.loss":
+                    raise ConfigError(f"method_settings.{name}.{key}: " + ("the method sets train.loss" if key == "train.loss"
+                                      else "the search space varies this key; give it in one of the two"))
         check_objective(self.metric)  # names what a metric key looks like
         for sample in self.corner_samples():
             data = resolve(self, sample).data  # every reachable config is valid, or we fail here with its message
@@ -145,6 +154,13 @@ class StudyConfig:
         return points
 
 
+def _check_key(key: str, where: str) -> None:
+    section, _, name = key.partition(".")
+    if section not in SECTIONS or name not in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+        raise ConfigError(f"{where} {key!r}: expected <section>.<field> with section in {', '.join(SECTIONS)} "
+                          "and a field of that config")
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """One trial's configs: the study's with its sampled values put in, and its method (a contrastive loss
@@ -166,7 +182,7 @@ def resolve(study: StudyConfig, sample: dict[str, Any]) -> TrialConfig:
     sample = {k: v.item() if isinstance(v, np.generic) else v for k, v in sample.items()}
     method = check_method(sample.pop(METHOD_KEY, None) or sample.get("train.loss", study.train.loss))
     updates: dict[str, dict] = {s: {} for s in SECTIONS}
-    for key, value in sample.items():
+    for key, value in {**study.method_settings.get(method.name, {}), **sample}.items():
         section, _, name = key.partition(".")
         updates[section][name] = value
     if method.contrastive:

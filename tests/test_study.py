@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 import torch
+import yaml
 
 from anomclr_ray.events.dataset import DataConfig, with_validation
 from anomclr_ray.events.io import EventFile, find_sample_file
@@ -253,6 +254,31 @@ def test_impossible_configs_fail_before_ray_starts(tmp_path):
         replace(base, search_space={"train.temprature": {"grid": [0.1]}})
     with pytest.raises(ValueError, match="temperature must be > 0"):
         replace(base, search="tpe", search_space={"train.temperature": {"uniform": [0.0, 0.5]}})
+
+
+def test_method_settings_reach_that_method_only(tmp_path):
+    from anomclr_ray.study import resolve
+
+    base = tiny_study(tmp_path)
+    settings = {"anomclr": {"train.temperature": 0.5, "train.mix": "ao", "score.bottleneck": 2},
+                "ae_raw": {"score.bottleneck": 3, "score.raw_one_hot": True}}
+    study = replace(base, search_space={"method": {"grid": ["ae_raw", "clr", "anomclr"]}}, method_settings=settings)
+    tuned, plain, raw = (resolve(study, {"method": m}) for m in ("anomclr", "clr", "ae_raw"))
+    assert (tuned.train.temperature, tuned.train.mix, tuned.score.bottleneck) == (0.5, "ao", 2)
+    assert (plain.train.temperature, plain.train.mix, plain.score.bottleneck) == (
+        base.train.temperature, base.train.mix, base.score.bottleneck)
+    assert (raw.score.bottleneck, raw.score.raw_one_hot) == (3, True)
+    assert configs.from_plain(StudyConfig, yaml.safe_load(configs.dumps(study))) == study  # as study.yaml records it
+    with pytest.raises(ValueError, match="method_settings.anomclr 'train.temprature'"):
+        replace(study, method_settings={"anomclr": {"train.temprature": 0.5}})
+    with pytest.raises(ValueError, match="method_settings.ae_raw.model.model_dim: ae_raw has no encoder"):
+        replace(study, method_settings={"ae_raw": {"model.model_dim": 8}})
+    with pytest.raises(ValueError, match="method_settings.anomclr 'method': expected <section>.<field>"):
+        replace(study, method_settings={"anomclr": {"method": "clr"}})
+    with pytest.raises(ValueError, match="unknown method 'anomclrr'"):
+        replace(study, method_settings={"anomclrr": {"train.temperature": 0.5}})
+    with pytest.raises(ValueError, match=r"bottleneck \(40\) must be smaller"):  # checked at every corner
+        replace(study, method_settings={"clr": {"score.bottleneck": 40}})
 
 
 def test_unreachable_tracking_server_fails_before_training(tmp_path):

@@ -1,0 +1,56 @@
+"""Each method's choice from its own search (`hpo.py --method M`), as the per-method settings a study
+runs with (`StudyConfig.method_settings`): the trial with the best objective, its searched values.
+
+    python studies/tuned_choices.py --objective proxy      # reads docs/tuned/hpo_proxy_<method>.csv
+    python studies/loss_comparison.py --method-settings docs/tuned/choices_proxy.yaml
+
+The searches' trials are read from their report tables (`anomclr report` writes trials.csv; the copies
+in docs/tuned/ because a study store does not outlive a session here), so the choice is made by this
+rule and recorded before any study at the choices scores a test signal.
+"""
+
+import argparse
+import csv
+from pathlib import Path
+
+import yaml
+
+from anomclr_ray import study_script
+from anomclr_ray.errors import DataError
+from anomclr_ray.method.names import METHOD_KEY
+from hpo import METHODS, OBJECTIVES, method_space
+
+TUNED = Path(__file__).resolve().parent.parent / "docs" / "tuned"
+
+
+def choice(table: Path, method: str, objective: str) -> dict:
+    """{search-space key: value} of the trial in `table` with the highest `objective`."""
+    with open(table, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get(f"metrics.{objective}")]
+    if not rows:
+        raise DataError(f"{table}: no trial with metrics.{objective}")
+    best = max(rows, key=lambda r: float(r[f"metrics.{objective}"]))
+    keys = [k for k in method_space(method)[0] if k != METHOD_KEY]
+    return {k: yaml.safe_load(best[f"params.{k}"]) for k in keys} | {"_trial": best["run_name"],
+                                                                      f"_{objective}": round(float(best[f"metrics.{objective}"]), 4)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--objective", choices=OBJECTIVES, default="proxy")
+    p.add_argument("--tables", type=Path, default=TUNED, help="folder of hpo_<objective>_<method>.csv")
+    p.add_argument("--out", type=Path, default=None, help="default: <tables>/choices_<objective>.yaml")
+    args = p.parse_args()
+    name = "hpo" if args.objective == "validation" else "hpo_proxy"
+    chosen = {m: choice(args.tables / f"{name}_{m}.csv", m, OBJECTIVES[args.objective]) for m in METHODS}
+    out = args.out or args.tables / f"choices_{args.objective}.yaml"
+    notes = {m: {k: c.pop(k) for k in list(c) if k.startswith("_")} for m, c in chosen.items()}
+    header = "".join(f"# {m}: trial {n['_trial']!r}, {OBJECTIVES[args.objective]} {n[f'_{OBJECTIVES[args.objective]}']}\n"
+                     for m, n in notes.items())
+    out.write_text(f"# each method's choice of `hpo.py --objective {args.objective} --method M` (studies/tuned_choices.py)\n{header}"
+                   + yaml.safe_dump(chosen, sort_keys=False))
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    study_script.entry(main)
