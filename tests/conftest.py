@@ -84,11 +84,28 @@ AUC_EXAMPLE = {"ato4l": 0.9, "leptoquark": 0.8, "h_tautau": 0.7, "hc_taunu": 0.6
 
 
 def free_port() -> int:
+    """A TCP port that nothing listens on, on any address (a port free on loopback only can be another
+    process's on the machine's other addresses)."""
     import socket
 
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         return s.getsockname()[1]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The addresses with a socket listening on `port`, IPv4 and IPv6 (Linux: /proc/net/tcp, tcp6)."""
+    import ipaddress
+
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN; the address in 32-bit host-order words
+                raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
+                found.add(str(ipaddress.ip_address(raw)))
+    return found
 
 
 def log_synthetic_study(uri: str, name: str, trials: list[dict], tmp: Path, study: dict | None = None) -> str:

@@ -4,7 +4,7 @@ import socket
 import subprocess
 
 import pytest
-from conftest import AUC_EXAMPLE, free_port, log_synthetic_study
+from conftest import AUC_EXAMPLE, free_port, listening_addresses, log_synthetic_study
 
 from anomclr_ray.report.ui import find_chromium, render, ui_command, view_url, wait_until_up
 
@@ -29,6 +29,7 @@ def test_ui_serves_on_loopback_and_shows_trials_with_auc_columns(tmp_path):
     with subprocess.Popen(ui_command(uri, port=port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
         try:
             wait_until_up("127.0.0.1", port, proc)
+            assert listening_addresses(port) == {"127.0.0.1"}
             if (other := _non_loopback_address()) is not None:
                 with pytest.raises(OSError):  # bound to loopback only
                     socket.create_connection((other, port), timeout=2).close()
