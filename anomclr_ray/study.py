@@ -38,7 +38,7 @@ import yaml
 from ray.tune import Callback
 
 from .configs import dump, dumps, from_plain
-from .errors import ClusterError, ConfigError, PlaceError, StudyChangedError
+from .errors import ClusterError, ConfigError, DataError, PlaceError, StudyChangedError
 from .events.dataset import DataConfig, Dataset, check_data, data_files, load_dataset
 from .events.preprocess import Preprocessor
 from .infra.monitoring import TRIALS_COMPLETED, TRIALS_EVALUATED, TRIALS_STARTED, StudyMonitor
@@ -488,6 +488,61 @@ class _Stalled(Callback):
                                "node and run the same command to resume the study (stall_timeout_s sets the wait)")
 
 
+# a trial's error that every retry would meet again: the data or the config, not a node or a service
+INPUT_ERRORS = (DataError, ConfigError)
+
+
+def _input_error(trial) -> BaseException | None:
+    """The trial's error, where it is an `INPUT_ERRORS` (found through Ray's wrappers), else None."""
+    err, seen = trial.get_pickled_error(), 0
+    while err is not None and seen < 8:
+        if isinstance(err, INPUT_ERRORS):
+            return err
+        err, seen = getattr(err, "cause", None) or err.__cause__, seen + 1
+    return None
+
+
+class _InputErrorStops(Callback):
+    """A trial that failed on its input (a value in an event file that changed after the study's checks,
+    a config no check foresaw) would fail again on every retry, and every other trial reading the same
+    input with it: the study stops at once and raises that error (one line, naming the file), instead of
+    spending Tune's retries (`max_failures`) that node and server failures need. Its run ends FAILED."""
+
+    # {parent run id: the error}: Tune wraps what a callback raises, and a restored study runs the
+    # callbacks it pickled, not new ones: the driver finds the error here
+    stopped_by: dict[str, BaseException] = {}
+
+    def __init__(self, study: StudyConfig, parent: _Parent):
+        self.study, self.parent = study, parent
+
+    def on_trial_recover(self, iteration, trials, trial, **info):  # Tune has scheduled a retry: cancelled
+        self._stop(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # no retries left (max_failures=0)
+        self._stop(trial)
+
+    def _stop(self, trial) -> None:
+        if (err := _input_error(trial)) is not None:
+            _end_trial(self.study, self.parent, trial.trial_id, trial.config, trial.last_result, err)
+            self.stopped_by[self.parent.run_id] = err
+            raise err
+
+
+def _abort_runs(study: StudyConfig, parent: _Parent, status: str) -> None:
+    """A study that ended without Tune's results: its parent run ends with `status`, and every trial run
+    still RUNNING (stopped with it) KILLED. A restore reopens the parent; a resumed trial logs into its
+    run again and ends it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        for run in client(study.tracking_uri).search_runs([parent.exp_id], filter_string=(
+                f"tags.`mlflow.parentRunId` = '{parent.run_id}' and attributes.status = 'RUNNING'")):
+            set_run_status(study.tracking_uri, run.info.run_id, "KILLED")
+        set_run_status(study.tracking_uri, parent.run_id, status)
+    except (MlflowException, OSError) as err:  # the error that ended the study is the one to see
+        log.warning("the study's MLflow runs keep their status (%s)", one_line(err))
+
+
 def _close_runs(study: StudyConfig, parent: _Parent, results) -> str:
     """After `fit`: every trial run that is still RUNNING (e.g. its end came while the driver was down)
     gets its status, and the parent run the study's: FINISHED, FAILED (a trial failed) or KILLED (trials
@@ -573,7 +628,9 @@ def run_study(study: StudyConfig, address: str | None = None):
     trials = [resolve(study, sample) for sample in study.corner_samples()]
     for cfgs in trials:  # data files exist, have the layout, enough events and the labels supcon needs
         check_data(cfgs.data, labels=labels_needed(cfgs.method))
-    datas = [cfgs.data for cfgs in trials]
+    datas = list(dict.fromkeys(cfgs.data for cfgs in trials))
+    for data in datas:  # every event a trial will read, checked here (a second or two) rather than in a trial
+        load_dataset(data)
     connect(address)
     check_cluster(storage, study.tracking_uri, sorted({f for data in datas for f in data_files(data)}))
     exp_id = experiment_id(study.tracking_uri, study.name, storage.uri_of("mlartifacts"))
@@ -620,12 +677,16 @@ def run_study(study: StudyConfig, address: str | None = None):
                                         trial_name_creator=trial_label),
             run_config=tune.RunConfig(name=study.name, storage_path=storage.path(), storage_filesystem=fs,
                                       failure_config=tune.FailureConfig(max_failures=study.max_failures),
-                                      callbacks=[_RunStatus(study, parent), _Stalled(study.stall_timeout_s, needs)]),
+                                      callbacks=[_RunStatus(study, parent), _InputErrorStops(study, parent),
+                                                 _Stalled(study.stall_timeout_s, needs)]),
         )
     try:
         results = tuner.fit()
-    except BaseException:  # interrupted or crashed: the parent says so, then the error goes on as it was
-        set_run_status(study.tracking_uri, parent_run_id, "KILLED")
+    except BaseException:  # stopped (a trial's input error), interrupted or crashed: the runs say so
+        input_error = _InputErrorStops.stopped_by.pop(parent_run_id, None)
+        _abort_runs(study, parent, "KILLED" if input_error is None else "FAILED")
+        if input_error is not None:
+            raise input_error from None
         raise
     _close_runs(study, parent, results)
     return results

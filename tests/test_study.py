@@ -364,33 +364,88 @@ def test_killed_study_resumes_without_losing_or_duplicating_trials(tmp_path):
     assert len(results) == 3 and not results.errors
 
 
-@pytest.mark.slow
-def test_a_study_with_failed_trials_exits_nonzero_naming_the_first_error(tmp_path, capsys):
-    """The background file has a NaN after the events the preflight looks at: every trial fails when it
-    reads its data, and the script says so in one line and exits 1 (after the report of the others)."""
-    import argparse
+def _data_copy(tmp_path):
     import shutil
 
-    import h5py
-
-    from anomclr_ray import study_script
-    from anomclr_ray.events import layout as L
     from conftest import DEFAULT_DATA
 
     data = tmp_path / "data"
     shutil.copytree(DEFAULT_DATA, data, ignore=shutil.ignore_patterns("*.png", "*.md"))
+    return data
+
+
+def _put_nan(data, event: int) -> None:
+    import h5py
+
+    from anomclr_ray.events import layout as L
+
     with h5py.File(data / L.FILE_NAMES[L.BACKGROUND], "r+") as f:
-        f[L.PARTICLES_KEY][150, 0, 0] = float("nan")
-    study = replace(tiny_study(tmp_path), data=replace(tiny_study(tmp_path).data, data_dir=str(data)), max_failures=0)
+        f[L.PARTICLES_KEY][event, 0, 0] = float("nan")
+
+
+def test_a_bad_value_in_the_events_fails_the_study_before_it_starts(tmp_path):
+    """A NaN in an event a trial would read is found by the study's checks, before Ray, MLflow runs or
+    storage: one error naming the file and the event."""
+    from anomclr_ray.events.validate import EventValidationError
+    from anomclr_ray.study import run_study
+
+    data = _data_copy(tmp_path)
+    _put_nan(data, 150)
+    study = replace(tiny_study(tmp_path), data=replace(tiny_study(tmp_path).data, data_dir=str(data)))
+    with pytest.raises(EventValidationError, match=r"background.*event 150"):
+        run_study(study)
+    assert not (tmp_path / "runs" / "tiny").exists() and client(study.tracking_uri).get_experiment_by_name("tiny") is None
+
+
+@pytest.mark.slow
+def test_an_input_error_in_a_trial_stops_the_study_without_retries(tmp_path, monkeypatch):
+    """The background file changes after the study's checks (a NaN written into it as Ray starts): the first
+    trial to read it fails, and the study stops at once with that error instead of retrying (max_failures
+    2 here): Tune's error file records one failure, the trial's run is FAILED saying why, the parent FAILED,
+    no run is left RUNNING."""
+    from anomclr_ray import study as study_module
+    from anomclr_ray.events.validate import EventValidationError
+
+    data = _data_copy(tmp_path)
+    connect = study_module.connect
+
+    def change_then_connect(address):
+        _put_nan(data, 150)
+        return connect(address)
+
+    monkeypatch.setattr(study_module, "connect", change_then_connect)
+    study = replace(tiny_study(tmp_path), data=replace(tiny_study(tmp_path).data, data_dir=str(data)), max_failures=2)
+    with pytest.raises(EventValidationError, match=r"background.*event 150"):
+        study_module.run_study(study)
+    failures = [p.read_text().count("Failure #") for p in (tmp_path / "runs" / "tiny").glob("*/error.txt")]
+    assert failures and set(failures) == {1}, failures
+    trials, parents = _nested_runs(study)
+    assert parents[0].info.status == "FAILED"
+    assert {r.info.status for r in trials} <= {"FAILED", "KILLED"} and trials
+    failed = [r for r in trials if r.info.status == "FAILED"]
+    assert failed and all(r.data.tags[ERROR_TAG].startswith("EventValidationError: ") for r in failed)
+
+
+@pytest.mark.slow
+def test_a_study_with_failed_trials_exits_nonzero_naming_the_first_error(tmp_path, capsys):
+    """A trial that fails for a reason that is not its input (here a loss that turns NaN: a learning rate of
+    1e30 sends the weights past float32 after one step) fails after Tune's retries (none here), the
+    script says so in one line and exits 1 after the report."""
+    import argparse
+
+    from anomclr_ray import study_script
+
+    base = tiny_study(tmp_path)
+    study = replace(base, search_space={"train.learning_rate": {"grid": [1e30]}}, max_failures=0,
+                    train=replace(base.train, epochs=1))
     with pytest.raises(SystemExit) as exit_:
         study_script.run(study, argparse.Namespace(address=None, reports=tmp_path / "reports"))
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("2 trials failed; the first: EventValidationError: ") and "event 150" in err, err
-    trials, parents = _nested_runs(study)  # each failed trial has a FAILED run saying why; the study FAILED
-    assert parents[0].info.status == "FAILED" and len(trials) == 2
-    for r in trials:
-        assert r.info.status == "FAILED" and r.data.tags[ERROR_TAG].startswith("EventValidationError: ")
+    assert err.startswith("1 trials failed; the first: FloatingPointError: pretrain: loss is nan"), err
+    trials, parents = _nested_runs(study)  # the failed trial's run says why; the study FAILED
+    assert parents[0].info.status == "FAILED" and [r.info.status for r in trials] == ["FAILED"]
+    assert trials[0].data.tags[ERROR_TAG].startswith("FloatingPointError: ")
 
 
 def test_a_study_scripts_input_mistake_is_one_line_and_exit_2(tmp_path):

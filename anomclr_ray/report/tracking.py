@@ -233,8 +233,9 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
     the trial runs on, becomes a tag, as do `tags` (e.g. `code_tags`); `folders` ({artifact path: local
     folder}) are logged whole.
 
-    The run is found by its trial id under this parent run, so a restored study never makes a second one;
-    params it lacks are logged then (a kill between creating the run and its first batch leaves none).
+    The run is found by its trial id under this parent run, so a restored study never makes a second one
+    (and it is RUNNING again); params it lacks are logged then (a kill between creating the run and its
+    first batch leaves none).
     """
     from mlflow.entities import Metric, Param
 
@@ -245,6 +246,8 @@ def log_trial(uri: str, exp_id: str, parent_run_id: str, trial_id: str, trial_na
 
     if (found := find()) is not None:
         rid, logged = found.info.run_id, found.data.params
+        if found.info.status != "RUNNING" and not finished:  # a resumed trial (its study was stopped): running again
+            c.update_run(rid, status="RUNNING")
         if node:
             c.set_tag(rid, NODE_TAG, node)
     else:
