@@ -21,9 +21,9 @@ demo: $(STAMP)
 	$(BIN)/python studies/ablation_augmentations.py --smoke
 
 # Two pytest-xdist workers, a test file each at a time, in conftest.py's order (the longest first; xdist would
-# otherwise sort files by their number of tests); each worker has its own Ray temp dir
+# otherwise sort files by their number of tests); each worker has its own Ray temp dir; the 25 slowest tests listed
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # The same run with line coverage of anomclr_ray (docs/development.md has the last figure)
 coverage: $(STAMP)
