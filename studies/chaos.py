@@ -176,7 +176,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--events", type=int, default=3000, help="the encoder's training events")
     p.add_argument("--faults", type=int, default=4)
-    p.add_argument("--gap", type=float, nargs=2, default=[40.0, 90.0], help="seconds between faults (uniform)")
+    p.add_argument("--gap", type=float, nargs=2, default=[20.0, 45.0], help="seconds between faults (uniform)")
     p.add_argument("--server-down", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
