@@ -178,7 +178,7 @@ def test_asha_evaluates_at_every_rung_and_only_stopped_trials_fall_short(tmp_pat
 
     base = tiny_study(tmp_path)  # the objective: validation AUC, as hpo.py has it
     study = replace(base, search_space={"train.seed": {"grid": [0, 1, 2, 3]}}, data=with_validation(base.data),
-                    train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3), eval_every=1, scheduler="asha",
+                    train=TrainConfig(epochs=2, batch_size=100, learning_rate=1e-3), eval_every=1, scheduler="asha",
                     metric="val_auc/mean")
     results = run_study(study)
     assert len(results) == 4 and not results.errors
@@ -191,7 +191,7 @@ def test_asha_evaluates_at_every_rung_and_only_stopped_trials_fall_short(tmp_pat
             assert steps == list(range(1, int(r.data.metrics["epoch"]) + 1))  # one evaluation per rung, in order
         # every run ends FINISHED; those ASHA stopped say so, and at which epoch
         assert r.info.status == "FINISHED"
-        stopped = r.data.metrics["epoch"] < 3
+        stopped = r.data.metrics["epoch"] < 2
         assert (r.data.tags.get(STOPPED_TAG) == "true") == stopped
         assert r.data.tags.get(STOPPED_AT_TAG) == (str(int(r.data.metrics["epoch"])) if stopped else None)
     assert _nested_runs(study)[1][0].info.status == "FINISHED"
