@@ -4,8 +4,9 @@ MLflow holds checked against the same study run without faults.
     python studies/chaos.py                          # 4 AnomCLR+ trials x 8 epochs, 4 faults
     python studies/chaos.py --trials 2 --epochs 4 --faults 2 --seed 1
 
-The cluster: a Ray head offering no CPU, one 2-CPU node offering the trials' custom resource, an MLflow
-server on 127.0.0.1 (SQLite behind it), study storage on local disk. The study runs first undisturbed
+The cluster: a Ray head offering no CPU (with its dashboard on 127.0.0.1: Ray Train's clean-up after a
+lost node needs its state API), one 2-CPU node offering the trials' custom resource, an MLflow server on
+127.0.0.1 (SQLite behind it), study storage on local disk. The study runs first undisturbed
 (the reference), then again under faults, each drawn from: the trials' node SIGKILLed with its workers
 (a new node starts 5 s later, as a cloud replaces a lost one), the tracking server SIGKILLed (restarted on
 the same port and store after `--server-down` s), the study's driver SIGKILLed (the same command run again
@@ -76,7 +77,8 @@ class Cluster:
 
     def start_head(self) -> None:
         self._spawn("head", [RAY, "start", "--head", "--block", f"--port={self.port}", "--num-cpus=0",
-                             "--include-dashboard=false", f"--temp-dir={self.ray_tmp}", "--disable-usage-stats"])
+                             "--dashboard-host=127.0.0.1", f"--dashboard-port={_free_port()}",  # the state API
+                             f"--temp-dir={self.ray_tmp}", "--disable-usage-stats"])
         self._wait(lambda: self._ray_nodes() >= 1, "the Ray head")
 
     def start_node(self) -> None:

@@ -80,8 +80,9 @@ def cluster(tmp_path_factory):
         port = free_port()
         address = f"127.0.0.1:{port}"
         common = ["--block", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
-        procs.append(start_ray([RAY, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",
-                                *common], address, 1, tmp / "head.log", timeout=120))
+        # the dashboard (on loopback) is the state API that Ray Train's clean-up after a lost node needs
+        procs.append(start_ray([RAY, "start", "--head", f"--port={port}", "--num-cpus=0", "--dashboard-host=127.0.0.1",
+                                f"--dashboard-port={free_port()}", *common], address, 1, tmp / "head.log", timeout=120))
         worker = [RAY, "start", f"--address={address}", "--num-cpus=2", f"--resources={json.dumps({'trial_node': 100})}",
                   *common]
         masked = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True).returncode == 0

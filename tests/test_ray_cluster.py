@@ -119,3 +119,13 @@ def test_an_auth_mode_mismatch_is_named_at_connect(tmp_path):
         ray.shutdown()
         _stop_group(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_a_cluster_without_its_state_api_is_refused(local_ray):
+    """The suite's local Ray runs without a dashboard, so without the state API that Ray Train's clean-up
+    after a lost node asks: on a cluster of several nodes the preflight refuses it, naming the fix."""
+    from anomclr_ray.errors import ClusterError
+    from anomclr_ray.infra.raycluster import check_state_api
+
+    with pytest.raises(ClusterError, match=r"cluster of 3 nodes runs without its state API .*--dashboard-host=127.0.0.1"):
+        check_state_api(3)

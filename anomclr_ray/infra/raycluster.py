@@ -110,13 +110,31 @@ def sizes_on_every_node(paths: list[str]) -> dict[str, list[int]]:
     return {f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})": sizes for n, sizes in zip(nodes, ray.get(refs, timeout=300))}
 
 
+def check_state_api(n_nodes: int) -> None:
+    """Ray Train frees the CPUs of a trial whose Train controller died with its node only through the
+    cluster's state API (its placement-group cleaner asks it whether the controller lives): without it
+    those CPUs stay reserved on the replacement node and the retried trials wait for ever (measured with
+    studies/chaos.py). The state API is the head's dashboard process."""
+    from ray.util.state import list_nodes
+    from ray.util.state.exception import RayStateApiException
+
+    try:
+        list_nodes(limit=1, timeout=20, raise_on_missing_output=False)
+    except RayStateApiException:
+        raise ClusterError(
+            f"this Ray cluster of {n_nodes} nodes runs without its state API (the dashboard): after a lost node Ray "
+            "Train could not free the lost trials' resources and the study would hang. Start the head with the "
+            "dashboard on loopback, e.g. `ray start --head --dashboard-host=127.0.0.1` (cluster/*.yaml do)") from None
+
+
 def check_cluster(storage: Storage, tracking_uri: str, data_files: list[Path]) -> None:
     """On a cluster of several nodes, refuse what only one node would see, before any trial starts:
     a local tracking store (SQLite or file), a storage path some node does not see, and data files some
-    node does not see (or sees with another size)."""
+    node does not see (or sees with another size); and a cluster without its state API (`check_state_api`)."""
     n_nodes = len(alive_nodes())
     if n_nodes < 2:
         return
+    check_state_api(n_nodes)
     scheme = tracking_uri.partition(":")[0] if ":" in tracking_uri else "file"
     if scheme in ("sqlite", "file"):
         raise ClusterError(f"MLflow tracking URI {tracking_uri} is a file on this node; on this Ray cluster of {n_nodes} "
