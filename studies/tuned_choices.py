@@ -16,23 +16,24 @@ from pathlib import Path
 import yaml
 
 from anomclr_ray import study_script
-from anomclr_ray.errors import DataError
+from anomclr_ray.errors import DataError, MissingFileError
 from anomclr_ray.method.names import METHOD_KEY
 from hpo import METHODS, OBJECTIVES, method_space
 
 TUNED = Path(__file__).resolve().parent.parent / "docs" / "tuned"
 
 
-def choice(table: Path, method: str, objective: str) -> dict:
-    """{search-space key: value} of the trial in `table` with the highest `objective`."""
+def choice(table: Path, method: str, objective: str) -> tuple[dict, dict]:
+    """({search-space key: value}, its row) of the trial in `table` with the highest `objective`."""
+    if not table.is_file():
+        raise MissingFileError(f"{table}: no such trial table (`anomclr report` writes trials.csv)")
     with open(table, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get(f"metrics.{objective}")]
     if not rows:
         raise DataError(f"{table}: no trial with metrics.{objective}")
     best = max(rows, key=lambda r: float(r[f"metrics.{objective}"]))
     keys = [k for k in method_space(method)[0] if k != METHOD_KEY]
-    return {k: yaml.safe_load(best[f"params.{k}"]) for k in keys} | {"_trial": best["run_name"],
-                                                                      f"_{objective}": round(float(best[f"metrics.{objective}"]), 4)}
+    return {k: yaml.safe_load(best[f"params.{k}"]) for k in keys}, best
 
 
 def main() -> None:
@@ -41,14 +42,13 @@ def main() -> None:
     p.add_argument("--tables", type=Path, default=TUNED, help="folder of hpo_<objective>_<method>.csv")
     p.add_argument("--out", type=Path, default=None, help="default: <tables>/choices_<objective>.yaml")
     args = p.parse_args()
-    name = "hpo" if args.objective == "validation" else "hpo_proxy"
-    chosen = {m: choice(args.tables / f"{name}_{m}.csv", m, OBJECTIVES[args.objective]) for m in METHODS}
+    study, metric = "hpo" if args.objective == "validation" else "hpo_proxy", OBJECTIVES[args.objective]
+    header, chosen = [f"# each method's choice of `hpo.py --objective {args.objective} --method M` (studies/tuned_choices.py)"], {}
+    for m in METHODS:
+        chosen[m], row = choice(args.tables / f"{study}_{m}.csv", m, metric)
+        header.append(f"# {m}: trial {row['run_name']!r}, {metric} {float(row[f'metrics.{metric}']):.4f}")
     out = args.out or args.tables / f"choices_{args.objective}.yaml"
-    notes = {m: {k: c.pop(k) for k in list(c) if k.startswith("_")} for m, c in chosen.items()}
-    header = "".join(f"# {m}: trial {n['_trial']!r}, {OBJECTIVES[args.objective]} {n[f'_{OBJECTIVES[args.objective]}']}\n"
-                     for m, n in notes.items())
-    out.write_text(f"# each method's choice of `hpo.py --objective {args.objective} --method M` (studies/tuned_choices.py)\n{header}"
-                   + yaml.safe_dump(chosen, sort_keys=False))
+    out.write_text("\n".join(header) + "\n" + yaml.safe_dump(chosen, sort_keys=False))
     print(out.read_text())
 
 
