@@ -400,9 +400,10 @@ def test_a_bad_value_in_the_events_fails_the_study_before_it_starts(tmp_path):
 @pytest.mark.slow
 def test_an_input_error_in_a_trial_stops_the_study_without_retries(tmp_path, monkeypatch):
     """The background file changes after the study's checks (a NaN written into it as Ray starts): the first
-    trial to read it fails, and the study stops at once with that error instead of retrying (max_failures
-    2 here): Tune's error file records one failure, the trial's run is FAILED saying why, the parent FAILED,
-    no run is left RUNNING."""
+    trial to read it fails, and the study stops at once with that error instead of retrying: with
+    max_failures 3 each trial would fail 4 times; here Tune's error files record at most 2 (a trial that
+    fails at the same moment as the first may be counted once more before the stop). The failed trial's run
+    is FAILED saying why, the parent FAILED, no run is left RUNNING."""
     from anomclr_ray import study as study_module
     from anomclr_ray.events.validate import EventValidationError
 
@@ -414,11 +415,11 @@ def test_an_input_error_in_a_trial_stops_the_study_without_retries(tmp_path, mon
         return connect(address)
 
     monkeypatch.setattr(study_module, "connect", change_then_connect)
-    study = replace(tiny_study(tmp_path), data=replace(tiny_study(tmp_path).data, data_dir=str(data)), max_failures=2)
+    study = replace(tiny_study(tmp_path), data=replace(tiny_study(tmp_path).data, data_dir=str(data)), max_failures=3)
     with pytest.raises(EventValidationError, match=r"background.*event 150"):
         study_module.run_study(study)
     failures = [p.read_text().count("Failure #") for p in (tmp_path / "runs" / "tiny").glob("*/error.txt")]
-    assert failures and set(failures) == {1}, failures
+    assert failures and min(failures) == 1 and max(failures) <= 2, failures
     trials, parents = _nested_runs(study)
     assert parents[0].info.status == "FAILED"
     assert {r.info.status for r in trials} <= {"FAILED", "KILLED"} and trials

@@ -115,11 +115,12 @@ def check_state_api(n_nodes: int) -> None:
     cluster's state API (its placement-group cleaner asks it whether the controller lives): without it
     those CPUs stay reserved on the replacement node and the retried trials wait for ever (measured with
     studies/chaos.py). The state API is the head's dashboard process."""
+    import ray
     from ray.util.state import list_nodes
     from ray.util.state.exception import RayStateApiException
 
-    try:
-        list_nodes(limit=1, timeout=20, raise_on_missing_output=False)
+    try:  # this cluster's (another Ray on the machine must not be asked)
+        list_nodes(address=ray.get_runtime_context().gcs_address, limit=1, timeout=20, raise_on_missing_output=False)
     except RayStateApiException:
         raise ClusterError(
             f"this Ray cluster of {n_nodes} nodes runs without its state API (the dashboard): after a lost node Ray "
