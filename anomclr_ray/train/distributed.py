@@ -11,6 +11,7 @@ same storage path and name resumes from its latest checkpoint.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,10 @@ from .config import TrainConfig, check_batch_size
 from .loop import new_training, train_epochs
 
 CHECKPOINT_FILE = "checkpoint.pt"
+# Ray Train's controller advances a run (workers started, finished) only at its health checks, every 2 s by
+# default: each Train run, one per evaluation of a trial, waited 5-6 s for them (studies/bench_train_overhead.py).
+# Its polls are one small actor call per worker; a value set by the user wins.
+POLL_ENV, POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ def pretrain_distributed(data_cfg: DataConfig, model_cfg: ModelConfig, cfg: Trai
     from ray.train.torch import TorchConfig, TorchTrainer
 
     check_batch_size(cfg, data_cfg.n_train, scaling.num_workers)
+    os.environ.setdefault(POLL_ENV, POLL_S)  # read by fit(), which hands it to the controller it starts
     pre = pre or Preprocessor.fit(load_dataset(data_cfg).train)
     storage = Storage.at(storage_path)
     run = RunConfig(name=name, storage_path=storage.path(), storage_filesystem=storage.filesystem,
