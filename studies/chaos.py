@@ -33,6 +33,7 @@ from pathlib import Path
 
 from anomclr_ray import configs
 from anomclr_ray.report.tracking import TRIAL_TAG, client
+from anomclr_ray.report.ui import wait_until_up
 from anomclr_ray.study import StudyConfig
 
 RAY = str(Path(sys.executable).parent / "ray")
@@ -68,7 +69,10 @@ class Cluster:
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         self.started += 1
         log = open(self.tmp / f"{name}{self.started}.log", "w")
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # Ray's processes know their cluster: Ray Train's placement-group cleaner finds the one it asks by
+        # auto-detection, which with another Ray on the machine errs or picks the last one started
+        env = {**os.environ, "RAY_ADDRESS": self.address}
+        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         return self.procs[name]
 
     def _ray_nodes(self) -> int:
@@ -91,7 +95,7 @@ class Cluster:
         self._spawn("server", [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
                                str(self.mlflow_port), "--backend-store-uri", f"sqlite:///{self.tmp}/server.db",
                                "--artifacts-destination", str(self.tmp / "mlartifacts")])
-        self._wait(lambda: _answers(self.mlflow_port), "the MLflow server", timeout=300)
+        wait_until_up("127.0.0.1", self.mlflow_port, self.procs["server"], timeout=300)
 
     def _wait(self, ready, what: str, timeout: float = 180) -> None:
         deadline = time.time() + timeout
@@ -103,14 +107,6 @@ class Cluster:
     def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):
             _kill(proc)
-
-
-def _answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def _study(args, cluster: Cluster, name: str) -> StudyConfig:

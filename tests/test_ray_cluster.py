@@ -44,7 +44,10 @@ def _stop_group(proc: subprocess.Popen) -> None:
 def start_ray(cmd: list[str], address: str, nodes: int, log: Path, env: dict | None = None,
               timeout: float = 90) -> subprocess.Popen:
     """Start `ray start ... --block` in its own process group and wait until the cluster at `address`
-    answers with `nodes` nodes."""
+    answers with `nodes` nodes. Its processes know their cluster (RAY_ADDRESS): what Ray Train's
+    placement-group cleaner asks is found by auto-detection, which with several Rays on the machine
+    (the tests', xdist's) errs or picks the last one started."""
+    env = {**(env or os.environ), "RAY_ADDRESS": address}
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     deadline = time.time() + timeout
     while True:
