@@ -528,6 +528,12 @@ class _InputErrorStops(Callback):
             raise err
 
 
+def _running_trial_runs(study: StudyConfig, parent: _Parent) -> list:
+    """The study's trial runs that MLflow still shows RUNNING."""
+    return client(study.tracking_uri).search_runs([parent.exp_id], filter_string=(
+        f"tags.`mlflow.parentRunId` = '{parent.run_id}' and attributes.status = 'RUNNING'"))
+
+
 def _abort_runs(study: StudyConfig, parent: _Parent, status: str) -> None:
     """A study that ended without Tune's results: its parent run ends with `status`, and every trial run
     still RUNNING (stopped with it) KILLED. A restore reopens the parent; a resumed trial logs into its
@@ -535,8 +541,7 @@ def _abort_runs(study: StudyConfig, parent: _Parent, status: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
-        for run in client(study.tracking_uri).search_runs([parent.exp_id], filter_string=(
-                f"tags.`mlflow.parentRunId` = '{parent.run_id}' and attributes.status = 'RUNNING'")):
+        for run in _running_trial_runs(study, parent):
             set_run_status(study.tracking_uri, run.info.run_id, "KILLED")
         set_run_status(study.tracking_uri, parent.run_id, status)
     except (MlflowException, OSError) as err:  # the error that ended the study is the one to see
@@ -547,8 +552,7 @@ def _close_runs(study: StudyConfig, parent: _Parent, results) -> str:
     """After `fit`: every trial run that is still RUNNING (e.g. its end came while the driver was down)
     gets its status, and the parent run the study's: FINISHED, FAILED (a trial failed) or KILLED (trials
     left unfinished). Returns the parent's status."""
-    running = {run.data.tags.get(TRIAL_TAG) for run in client(study.tracking_uri).search_runs(
-        [parent.exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.run_id}' and attributes.status = 'RUNNING'")}
+    running = {run.data.tags.get(TRIAL_TAG) for run in _running_trial_runs(study, parent)}
     for r in results:
         if (trial_id := (r.metrics or {}).get("trial_id")) in running:  # None: never reported, the callback ended it
             _end_trial(study, parent, trial_id, r.config, r.metrics, r.error)
