@@ -5,6 +5,7 @@ the embedding dimension, one line per method x encoder.
 
     python studies/embedding_comparison.py --smoke
     python studies/embedding_comparison.py --dims 2 4 8 16
+    python studies/embedding_comparison.py --encoders transformer --methods supcon anomclr_plus
     python studies/embedding_comparison.py --paper --address auto --gpu
 
 Every trial also runs NPLM, the signal-agnostic test, on its embedding (`score.nplm`: toys sized to the
@@ -31,9 +32,11 @@ NPLM = {"smoke": {"toys": 10, "null_toys": 30, "n_reference": 2500, "n_backgroun
 def main() -> None:
     parser = study_script.parser(__doc__)
     parser.add_argument("--dims", type=int, nargs="+", default=[4, 16], help="embedding dimensions")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS, help="default: all four")
+    parser.add_argument("--encoders", nargs="+", choices=ENCODERS, default=ENCODERS, help="default: both")
     args = parser.parse_args()
     seeds = study_script.seeds(args, [0, 1])
-    space = {names.METHOD_KEY: {"grid": METHODS}, "model.kind": {"grid": ENCODERS},
+    space = {names.METHOD_KEY: {"grid": args.methods}, "model.kind": {"grid": args.encoders},
              "model.embedding_dim": {"grid": args.dims}, "train.seed": {"grid": seeds}}
     study = study_script.study(args, "embedding_comparison", space, baseline=True,
                                **{"score.bottleneck": max(1, min(args.dims) // 2),

@@ -36,7 +36,7 @@ def test_cocktail_split_and_chunk_plan():
 
 @pytest.mark.slow
 def test_same_files_for_one_or_two_workers_and_resume_from_cache(tmp_path):
-    cfg = GenerationConfig(n_background=200, n_signal=20, seed=9, chunk_size=40, signals=("ato4l", "leptoquark"))
+    cfg = GenerationConfig(n_background=100, n_signal=20, seed=9, chunk_size=20, signals=("ato4l", "leptoquark"))
     one = generate(cfg, tmp_path / "one", workers=1, progress=False)
     two = generate(cfg, tmp_path / "two", workers=2, progress=False)
     for sample in one["files"]:
