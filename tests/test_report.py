@@ -56,6 +56,24 @@ def test_the_ae_raw_trials_of_an_ablation_are_its_reference_not_a_group(tmp_path
     assert "By `method`" not in md  # the method is not an ablation axis of this study
 
 
+def test_settings_that_come_with_each_method_are_not_an_axis_of_the_study(tmp_path):
+    """A loss comparison at each method's own settings (`method_settings`): the dimension differs between
+    methods but not within one, so the report draws no figure against it; a dimension that varies within a
+    method still gets one."""
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    dims = {"clr": 32, "anomclr": 16, "anomclr_plus": 64}
+    trials = [{"params": {"method": m, "model": {"model_dim": d}, "train": {"seed": seed}}, "auc": shifted(0.01 * seed)}
+              for m, d in dims.items() for seed in (0, 1)]
+    log_synthetic_study(uri, "per_method", trials, tmp_path)
+    md = build_report(uri, "per_method", tmp_path / "rep").read_text()
+    assert "## Against `model.model_dim`" not in md and "## By `model.model_dim`" not in md
+    assert not list((tmp_path / "rep").glob("cmp_*.png")) and not list((tmp_path / "rep").glob("*model_dim*.png"))
+    trials += [{"params": {"method": "clr", "model": {"model_dim": 8}, "train": {"seed": 0}}, "auc": AUC}]
+    log_synthetic_study(uri, "varied", trials, tmp_path)
+    md = build_report(uri, "varied", tmp_path / "rep2").read_text()
+    assert "## Against `model.model_dim`" in md and list((tmp_path / "rep2").glob("cmp_*.png"))
+
+
 def test_the_reference_line_is_drawn_in_both_kinds_of_figure(tmp_path):
     groups = {"ao": {"ato4l": {"auc": 0.9, "auc_std": 0.01, "si": 2.0, "si_std": 0.1}}}
     reference = {"ato4l": {"auc": 0.7, "auc_std": 0.02, "si": 1.5, "si_std": 0.1}}

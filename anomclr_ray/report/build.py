@@ -154,6 +154,12 @@ def varying(trials: list[Trial]) -> list[str]:
     return sorted(out, key=lambda k: (k != METHOD_KEY, k))
 
 
+def within_a_method(trials: list[Trial], key: str) -> bool:
+    """Whether `key` takes several values among the trials of one method: an axis of the study, not a
+    setting that comes with the method (`StudyConfig.method_settings`: each method its own dimension)."""
+    return any(len({t.params.get(key) for t in trials if t.method == m}) > 1 for m in {t.method for t in trials})
+
+
 def group_summary(trials: list[Trial], key: str) -> dict[str, dict[str, dict[str, float]]]:
     """{value of key: {signal: {metric: mean, metric_std: std}}} over the trials with that value."""
     groups: dict[str, list[Trial]] = {}
@@ -479,7 +485,7 @@ def build_report(uri: str | list[str], experiment: str, out_dir: str | Path, met
             md += _search_section(trials, searched, metric, out)
         else:
             encoder = [t for t in done if t.method != BASELINE]  # an ablation's axes vary among these
-            encoder_axes = varying(encoder)
+            encoder_axes = [a for a in varying(encoder) if a == METHOD_KEY or within_a_method(encoder, a)]
             ablations = [a for a in encoder_axes if a not in (*SEEDS, METHOD_KEY) and len({t.params[a] for t in encoder}) <= 12]
             numbers = [a for a in ablations if _as_number([t.params[a] for t in encoder]) is not None]
             others = [a for a in encoder_axes if a not in (*SEEDS, *numbers[:1])]
