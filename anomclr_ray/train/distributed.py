@@ -31,8 +31,9 @@ from .loop import new_training, train_epochs
 
 CHECKPOINT_FILE = "checkpoint.pt"
 # Ray Train's controller advances a run (workers started, finished) only at its health checks, every 2 s by
-# default: each Train run, one per evaluation of a trial, waited 5-6 s for them (studies/bench_train_overhead.py).
-# Its polls are one small actor call per worker; a value set by the user wins.
+# default, and a trial starts one Train run per evaluation: a tiny run cost 18.5 s besides its training with
+# 2 s, 15.5 s with 0.25 s (studies/bench_train_overhead.py, docs/reliability.md). A poll is one small actor
+# call per worker; a value the user set wins.
 POLL_ENV, POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
 
 
