@@ -3,6 +3,7 @@ runs with (`StudyConfig.method_settings`): the trial with the best objective, it
 
     python studies/tuned_choices.py --objective proxy      # reads docs/tuned/hpo_proxy_<method>.csv
     python studies/loss_comparison.py --method-settings docs/tuned/choices_proxy.yaml
+    python studies/tuned_choices.py --objective validation # reads docs/tuned/hpo_<method>.csv (val_auc/mean)
 
 The searches' trials are read from their report tables (`anomclr report` writes trials.csv; the copies
 in docs/tuned/ because a study store does not outlive a session here), so the choice is made by this
@@ -39,7 +40,7 @@ def choice(table: Path, method: str, objective: str) -> tuple[dict, dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objective", choices=OBJECTIVES, default="proxy")
-    p.add_argument("--tables", type=Path, default=TUNED, help="folder of hpo_<objective>_<method>.csv")
+    p.add_argument("--tables", type=Path, default=TUNED, help="folder of hpo_proxy_<method>.csv, hpo_<method>.csv")
     p.add_argument("--out", type=Path, default=None, help="default: <tables>/choices_<objective>.yaml")
     args = p.parse_args()
     study, metric = "hpo" if args.objective == "validation" else "hpo_proxy", OBJECTIVES[args.objective]
