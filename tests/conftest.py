@@ -22,9 +22,6 @@ def pytest_configure(config):
         ray_tmp = Path(tempfile.gettempdir()) / f"ray_{worker}_{os.getppid()}"
         ray_tmp.mkdir(exist_ok=True)
         os.environ["RAY_TMPDIR"] = str(ray_tmp)
-    # Ray Train's controller polls its workers every 2 s by default, and the suite's Ray Train runs are a
-    # step or a few: 0.25 s took 2-3 s off each run here. Inherited by every Ray process the tests start.
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 
 
 # Files whose tests take minutes (Ray Train trials, clusters): scheduled first, so that under xdist
