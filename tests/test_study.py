@@ -519,20 +519,22 @@ def test_a_study_whose_trials_can_run_nowhere_says_so_instead_of_waiting(tmp_pat
     assert _nested_runs(study)[1][0].info.status == "KILLED"
 
 
-def test_the_recorded_signal_free_choices_are_what_each_search_table_gives(tmp_path):
-    """docs/tuned/choices_proxy.yaml (what the tuned Table 2 ran with) is studies/tuned_choices.py's rule
-    applied to the recorded searches: the best proxy_auc/all trial of each method's table."""
+@pytest.mark.parametrize("objective", ["proxy", "validation"])
+def test_the_recorded_choices_are_what_each_search_table_gives(tmp_path, objective):
+    """docs/tuned/choices_<objective>.yaml (what the tuned Table 2s ran with) is studies/tuned_choices.py's
+    rule applied to the recorded searches: the best proxy_auc/all (val_auc/mean) trial of each method's table."""
     import subprocess
     import sys
 
     from conftest import REPO
 
-    out = subprocess.run([sys.executable, str(REPO / "studies" / "tuned_choices.py"), "--objective", "proxy",
+    out = subprocess.run([sys.executable, str(REPO / "studies" / "tuned_choices.py"), "--objective", objective,
                           "--out", str(tmp_path / "choices.yaml")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    recorded = yaml.safe_load((REPO / "docs" / "tuned" / "choices_proxy.yaml").read_text())
+    recorded = yaml.safe_load((REPO / "docs" / "tuned" / f"choices_{objective}.yaml").read_text())
     assert yaml.safe_load((tmp_path / "choices.yaml").read_text()) == recorded and set(recorded) == {
         "ae_raw", "clr", "anomclr", "anomclr_plus"}
-    missing = subprocess.run([sys.executable, str(REPO / "studies" / "tuned_choices.py"), "--tables", "/nonexistent"],
-                             capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 2 and "hpo_proxy_ae_raw.csv: no such trial table" in missing.stderr
+    missing = subprocess.run([sys.executable, str(REPO / "studies" / "tuned_choices.py"), "--objective", objective,
+                              "--tables", "/nonexistent"], capture_output=True, text=True, timeout=300)
+    table = "hpo_proxy_ae_raw.csv" if objective == "proxy" else "hpo_ae_raw.csv"
+    assert missing.returncode == 2 and f"{table}: no such trial table" in missing.stderr
