@@ -33,18 +33,23 @@ from anomclr_ray.report.tracking import NODE_TAG, TRIAL_TAG, client
 BUCKET = "anomclr-test"
 CPU = torch.device("cpu")
 TRIAL_NODE = {"trial_node": 1}
+NODE_LOSS_EPOCHS = 5  # the node dies at the first checkpoint; the epochs after it are resumed
+TWO_NODE_SPACE = {"method": {"grid": ["ae_raw", "anomclr_plus"]}}
 pytestmark = pytest.mark.slow
 
 
-def _serve(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
-    """Start a server and wait until it accepts connections on 127.0.0.1:`port`."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
+def _spawn(cmd: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
+
+
+def _wait_serving(proc: subprocess.Popen, port: int, log: Path) -> None:
+    """Wait until the server `proc` accepts connections on 127.0.0.1:`port`."""
     deadline = time.time() + 240  # a loaded 2-core machine takes a minute to import mlflow
     while True:
         assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
+            return
         except OSError:
             time.sleep(0.5)
 
@@ -64,15 +69,13 @@ def cluster(tmp_path_factory):
     procs: list[subprocess.Popen] = []
     temp_dir = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths live under it
     try:
-        s3_port = int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
-        procs.append(_serve([str(Path(RAY).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
-                            s3_port, tmp / "moto.log"))
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        mlflow_port = free_port()
-        procs.append(_serve([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-                             "--backend-store-uri", f"sqlite:///{tmp}/server.db",
-                             "--artifacts-destination", f"s3://{BUCKET}/mlartifacts"], mlflow_port, tmp / "mlflow.log"))
+        # the two servers start while the head does (each start is seconds of imports)
+        s3_port, mlflow_port = int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]), free_port()
+        procs.append(_spawn([str(Path(RAY).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
+                            tmp / "moto.log"))
+        procs.append(_spawn([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                             "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp}/server.db",
+                             "--artifacts-destination", f"s3://{BUCKET}/mlartifacts"], tmp / "mlflow.log"))
         node_local = tmp / "node_local"  # seen by the driver and the head, empty on the second node
         (node_local / "data").mkdir(parents=True)
         for f in DEFAULT_DATA.glob("*.h5"):
@@ -83,6 +86,10 @@ def cluster(tmp_path_factory):
         # the dashboard (on loopback) is the state API that Ray Train's clean-up after a lost node needs
         procs.append(start_ray([RAY, "start", "--head", f"--port={port}", "--num-cpus=0", "--dashboard-host=127.0.0.1",
                                 f"--dashboard-port={free_port()}", *common], address, 1, tmp / "head.log", timeout=120))
+        _wait_serving(procs[0], s3_port, tmp / "moto.log")
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        _wait_serving(procs[1], mlflow_port, tmp / "mlflow.log")
         worker = [RAY, "start", f"--address={address}", "--num-cpus=2", f"--resources={json.dumps({'trial_node': 100})}",
                   *common]
         masked = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True).returncode == 0
@@ -151,15 +158,16 @@ def test_preflight_refuses_what_only_one_node_would_see(cluster, tmp_path):
 
 
 def test_study_across_two_nodes_with_s3_storage_restores_after_a_kill(cluster, tmp_path):
-    """Three trials placed on the second node; the driver is killed after the first lands in MLflow; the
-    same study restored from the bucket finishes with every trial exactly once."""
+    """Two trials placed on the second node, AE-Raw and AnomCLR+ side by side; the driver is killed when
+    the AE-Raw trial has landed in MLflow, with AnomCLR+'s Train run under way; the same study restored
+    from the bucket finishes with every trial exactly once."""
     from anomclr_ray.report.build import build_report
     from anomclr_ray.study import run_study
 
-    study = _study(cluster, tmp_path, name="two_nodes", search_space={"train.mix": {"grid": ["ao", "cs", "shift"]}},
+    study = _study(cluster, tmp_path, name="two_nodes", search_space=TWO_NODE_SPACE,
                    train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3))
     script = _study_script(cluster, tmp_path, (
-        f"s = _study(cluster, Path({str(tmp_path)!r}), name='two_nodes', search_space={{'train.mix': {{'grid': ['ao', 'cs', 'shift']}}}},\n"
+        f"s = _study(cluster, Path({str(tmp_path)!r}), name='two_nodes', search_space={TWO_NODE_SPACE!r},\n"
         "           train=TrainConfig(epochs=3, batch_size=100, learning_rate=1e-3))\n"
         f"run_study(s, address={cluster['address']!r})\n"))
     proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, cwd=tmp_path,
@@ -174,29 +182,32 @@ def test_study_across_two_nodes_with_s3_storage_restores_after_a_kill(cluster, t
     assert proc.poll() is None, "the study process ended early:\n" + (tmp_path / "study.log").read_text()[-3000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert 1 <= done < 3, f"the kill came too late or too early: {done} trials logged"
+    assert done == 1, f"the kill came too late: {done} trials logged"
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlruns.db").exists()  # nothing on the driver's disk
 
     results = run_study(study, address=cluster["address"])  # restores from the bucket
-    assert len(results) == 3 and not results.errors
+    assert len(results) == 2 and not results.errors
     trials, parents = _nested_runs(study)
     assert len(parents) == 1  # the parent-run record came back from the bucket
-    assert sorted(r.data.params["train.mix"] for r in trials) == ["ao", "cs", "shift"]
-    assert len({r.data.tags[TRIAL_TAG] for r in trials}) == 3
+    assert sorted(r.data.params["method"] for r in trials) == ["ae_raw", "anomclr_plus"]
+    assert len({r.data.tags[TRIAL_TAG] for r in trials}) == 2
     assert {r.data.tags[NODE_TAG] for r in trials} == {_trial_node_id()}  # every trial ran on the second node
     assert all(0 < r.data.metrics["auc/mean"] < 1 for r in trials)
+    contrastive = next(r for r in trials if r.data.params["method"] == "anomclr_plus")
+    history = client(study.tracking_uri).get_metric_history(contrastive.info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == [0, 1, 2]  # resumed or rerun, every epoch once
     keys = [o["Key"] for page in cluster["s3"].get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
             for o in page.get("Contents", [])]
     assert "runs/two_nodes/tuner.pkl" in keys and "runs/two_nodes.mlflow_parent" in keys
-    assert sum(k.startswith("runs/two_nodes/train/") and k.endswith("checkpoint.pt") for k in keys) >= 3
-    assert sum(k.startswith("mlartifacts/") and k.endswith("curves.npz") for k in keys) == 3  # via the server's proxy
+    assert any(k.startswith("runs/two_nodes/train/") and k.endswith("checkpoint.pt") for k in keys)
+    assert sum(k.startswith("mlartifacts/") and k.endswith("curves.npz") for k in keys) == 2  # via the server's proxy
     md = build_report(study.tracking_uri, study.name, tmp_path / "report").read_text()
     best = max(r.data.metrics["auc/mean"] for r in trials)
     assert f"auc/mean = {best:.3f}" in md
 
 
 def test_a_node_killed_mid_trial_is_replaced_and_the_trial_resumes_from_its_checkpoint(cluster, tmp_path):
-    """Last in this module: it kills the second node. One AnomCLR+ trial (default dropout 0.1) of 8 epochs,
+    """Last in this module: it kills the second node. One AnomCLR+ trial (default dropout 0.1) of 5 epochs,
     a checkpoint every epoch, runs on the second node; once its first checkpoint is in the bucket, that
     node's process group (its raylet, the trial's process and its Train worker) is SIGKILLed, not stopped
     politely, and a fresh node joins 5 s later. Expected: the node and only it died; the study ends 0; one
@@ -208,12 +219,12 @@ def test_a_node_killed_mid_trial_is_replaced_and_the_trial_resumes_from_its_chec
     from anomclr_ray.events.preprocess import Preprocessor
     from anomclr_ray.train import pretrain
 
-    train = TrainConfig(epochs=8, batch_size=100, learning_rate=1e-3)
+    train = TrainConfig(epochs=NODE_LOSS_EPOCHS, batch_size=100, learning_rate=1e-3)
     study = _study(cluster, tmp_path, name="node_loss", search_space={"train.seed": {"grid": [0]}}, train=train)
     study = replace(study, data=replace(study.data, n_train=3000))
     script = _study_script(cluster, tmp_path, (
         "s = _study(cluster, Path('.'), name='node_loss', search_space={'train.seed': {'grid': [0]}},\n"
-        "           train=TrainConfig(epochs=8, batch_size=100, learning_rate=1e-3))\n"
+        f"           train=TrainConfig(epochs={NODE_LOSS_EPOCHS}, batch_size=100, learning_rate=1e-3))\n"
         "s = replace(s, data=replace(s.data, n_train=3000))\n"
         f"r = run_study(s, address={cluster['address']!r})\nsys.exit(1 if r.errors else 0)\n"))
     proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, cwd=tmp_path,
@@ -244,7 +255,7 @@ def test_a_node_killed_mid_trial_is_replaced_and_the_trial_resumes_from_its_chec
     trials, parents = _nested_runs(study)
     assert len(trials) == 1 and trials[0].info.status == "FINISHED" and parents[0].info.status == "FINISHED"
     history = client(study.tracking_uri).get_metric_history(trials[0].info.run_id, "train/loss")
-    assert sorted(m.step for m in history) == list(range(8))  # every epoch exactly once
+    assert sorted(m.step for m in history) == list(range(NODE_LOSS_EPOCHS))  # every epoch exactly once
     events = load_dataset(study.data).train
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the Train worker (1 CPU): the same float operations in the same order
