@@ -36,7 +36,8 @@ def test_cocktail_split_and_chunk_plan():
 
 @pytest.mark.slow
 def test_same_files_for_one_or_two_workers_and_resume_from_cache(tmp_path):
-    cfg = GenerationConfig(n_background=100, n_signal=20, seed=9, chunk_size=20, signals=("ato4l", "leptoquark"))
+    # 6 chunks (W's 83 events in two; a Pythia start, ~3 s, is most of a chunk's time at this size)
+    cfg = GenerationConfig(n_background=100, n_signal=10, seed=9, chunk_size=50, signals=("ato4l",))
     one = generate(cfg, tmp_path / "one", workers=1, progress=False)
     two = generate(cfg, tmp_path / "two", workers=2, progress=False)
     for sample in one["files"]:
