@@ -26,8 +26,8 @@ def pytest_configure(config):
 
 # Files whose tests take minutes (Ray Train trials, clusters): scheduled first, so that under xdist
 # (`make test`: a file per worker at a time) no long file starts last on one worker while the other idles.
-LONGEST_FIRST = ("test_embedding_comparison.py", "test_study.py", "test_multinode.py", "test_distributed.py",
-                 "test_generation.py", "test_ray_cluster.py", "test_tracking_server.py")
+LONGEST_FIRST = ("test_study.py", "test_multinode.py", "test_distributed.py", "test_generation.py",
+                 "test_embedding_comparison.py", "test_ray_cluster.py", "test_tracking_server.py")
 
 
 def pytest_collection_modifyitems(config, items):
