@@ -26,6 +26,7 @@ import torch
 from conftest import DEFAULT_DATA, free_port
 from test_ray_cluster import RAY, _stop_group, start_ray
 from test_study import _nested_runs, tiny_study
+from test_tracking_server import server_command
 
 from anomclr_ray.train import TrainConfig
 from anomclr_ray.report.tracking import NODE_TAG, TRIAL_TAG, client
@@ -73,9 +74,7 @@ def cluster(tmp_path_factory):
         s3_port, mlflow_port = int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]), free_port()
         procs.append(_spawn([str(Path(RAY).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
                             tmp / "moto.log"))
-        procs.append(_spawn([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-                             "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp}/server.db",
-                             "--artifacts-destination", f"s3://{BUCKET}/mlartifacts"], tmp / "mlflow.log"))
+        procs.append(_spawn(server_command(mlflow_port, tmp, f"s3://{BUCKET}/mlartifacts"), tmp / "mlflow.log"))
         node_local = tmp / "node_local"  # seen by the driver and the head, empty on the second node
         (node_local / "data").mkdir(parents=True)
         for f in DEFAULT_DATA.glob("*.h5"):

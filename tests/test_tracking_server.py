@@ -10,10 +10,12 @@ from conftest import free_port
 from anomclr_ray.report.ui import wait_until_up
 
 
-def server_command(port: int, tmp_path) -> list[str]:
-    """An `mlflow server` with one worker process (the default 4 take twice as long to start here)."""
+def server_command(port: int, tmp_path, artifacts: str | None = None) -> list[str]:
+    """An `mlflow server` on 127.0.0.1 with its store in `tmp_path` and its artifacts in `artifacts` (default
+    `tmp_path`/served), one worker process (MLflow's default 4 take twice as long to start here)."""
     return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "served")]
+            "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination", artifacts or str(tmp_path / "served")]
 
 
 @pytest.fixture
